@@ -1,0 +1,36 @@
+// The CPU kernels of one instruction set. Each ISA build of cpu/kernels/ fills one of these
+// (plain stores only, so no inline code compiled for a wider ISA leaks into other files), and
+// cpu/isa.cpp registers the set that matches the running CPU.
+#pragma once
+#include "lepton/ops/kernels.h"
+
+namespace lepton::cpu {
+
+struct KernelSet {
+  UnaryFn unary[kNumDTypes] = {};
+  BinaryFn binary[kNumDTypes] = {};
+  CompareFn compare[kNumDTypes] = {};
+  WhereFn where[kNumDTypes] = {};
+  CopyFn copy[kNumDTypes] = {};
+  FillFn fill[kNumDTypes] = {};
+  ReduceFn reduce[kNumDTypes] = {};
+  RandomFn random[kNumDTypes] = {};
+  RowsFn rows = nullptr;
+};
+
+#define LEPTON_DECLARE_ISA(isa)                      \
+  namespace isa {                                    \
+  void fill_elementwise(KernelSet& set);             \
+  void fill_copy(KernelSet& set);                    \
+  void fill_reduce(KernelSet& set);                  \
+  void fill_random(KernelSet& set);                  \
+  }
+LEPTON_DECLARE_ISA(scalar)
+LEPTON_DECLARE_ISA(avx2)
+LEPTON_DECLARE_ISA(avx512)
+#undef LEPTON_DECLARE_ISA
+
+// "avx512", "avx2" or "scalar": the best the CPU supports, lowered by LEPTON_CPU_ISA.
+const char* active_isa();
+
+}  // namespace lepton::cpu

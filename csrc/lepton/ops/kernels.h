@@ -1,0 +1,93 @@
+// The contract between ops/ and the kernels in cpu/ and cuda/: argument structs, op codes and
+// the kernel tables. Nothing here depends on pybind11 or on the CUDA headers.
+#pragma once
+#include <cstdint>
+
+#include "lepton/core/dispatch.h"
+#include "lepton/core/scalar.h"
+
+namespace lepton {
+
+constexpr int kMaxDims = 16;
+constexpr int kMaxOperands = 4;
+
+// Operands walked together in row-major order over `shape` (operand 0 is the output).
+// Broadcast dimensions have stride 0; size-1 dimensions are dropped and contiguous runs merged.
+struct StridedIter {
+  int ndim = 0;
+  int ntensors = 0;
+  int64_t numel = 0;
+  int64_t shape[kMaxDims];
+  int64_t strides[kMaxOperands][kMaxDims];  // in bytes
+  char* data[kMaxOperands];
+};
+
+enum class UnaryOp : uint8_t {
+  Neg, Abs, Square, Sign, Relu,  // valid for every numeric dtype
+  Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Gelu, GeluTanh, Silu, Sin, Cos, Floor, Ceil, Round,
+  Reciprocal, Erf, Log1p, Expm1, Log2,  // floating point only
+  Clamp,  // p0 = min (or -inf), p1 = max (or +inf)
+  LogicalNot,  // any dtype in, same dtype out holding 0/1 (the op layer asks for bool)
+};
+enum class BinaryOp : uint8_t {
+  Add, Sub, Mul, Div, Maximum, Minimum, Pow, FloorDivide, Remainder,
+  LogicalAnd, LogicalOr, LogicalXor,
+};
+enum class CompareOp : uint8_t { Eq, Ne, Lt, Le, Gt, Ge };
+enum class ReduceOp : uint8_t { Sum, Prod, Max, Min, All, Any };
+
+// Reduction over the middle axis of a contiguous [outer, reduce, inner] block.
+// Sum/Prod of integers write int64; All/Any write bool; the rest write the input dtype.
+// With `index` set, Max/Min also write the position (int64) of the first extreme.
+struct ReduceArgs {
+  const char* in;
+  char* out;
+  int64_t* index = nullptr;
+  int64_t outer, reduce, inner;
+};
+
+enum class RandomDist : uint8_t { Uniform, Normal, Integer };
+// Fills `n` contiguous elements from the counter-based generator: element i draws from Philox
+// counter (offset + i); Uniform in [a, b), Normal(mean a, std b), Integer in [a, b).
+struct RandomArgs {
+  char* out;
+  int64_t n;
+  uint64_t seed, offset;
+  double a, b;
+  RandomDist dist;
+};
+
+// Row gather/scatter for advanced indexing: row r starts at base + offsets[r] elements and
+// spans a strided block of `row_shape`/`row_strides` (elements); rows are packed in `dense`.
+struct RowsArgs {
+  char* base;
+  char* dense;
+  const int64_t* offsets;
+  int64_t nrows;
+  int ndim;
+  int64_t row_shape[kMaxDims];
+  int64_t row_strides[kMaxDims];
+  int64_t row_numel;
+};
+
+using UnaryFn = void (*)(UnaryOp op, const StridedIter& it, double p0, double p1);
+using BinaryFn = void (*)(BinaryOp op, const StridedIter& it);
+using CompareFn = void (*)(CompareOp op, const StridedIter& it);  // output bool
+using WhereFn = void (*)(const StridedIter& it);                  // out, cond (bool), a, b
+using CopyFn = void (*)(const StridedIter& it, DType src);        // keyed by destination dtype
+using FillFn = void (*)(const StridedIter& it, Scalar value);
+using ReduceFn = void (*)(ReduceOp op, const ReduceArgs& args);   // keyed by input dtype
+using RandomFn = void (*)(const RandomArgs& args);
+using RowsFn = void (*)(const RowsArgs& args, size_t itemsize, bool scatter);
+
+extern KernelTable<UnaryFn> unary_kernels;
+extern KernelTable<BinaryFn> binary_kernels;
+extern KernelTable<CompareFn> compare_kernels;
+extern KernelTable<WhereFn> where_kernels;
+extern KernelTable<CopyFn> copy_kernels;
+extern KernelTable<FillFn> fill_kernels;
+extern KernelTable<ReduceFn> reduce_kernels;
+extern KernelTable<RandomFn> random_kernels;
+extern KernelTable<RowsFn> rows_kernels;
+
+}  // namespace lepton

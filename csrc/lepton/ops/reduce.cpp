@@ -1,0 +1,163 @@
+// Reductions: pick the [outer, reduce, inner] layout the kernels want (a view when the reduced
+// dims are one contiguous block, else a permuted copy), then derive mean/var/logsumexp.
+#include <algorithm>
+#include <cmath>
+
+#include "lepton/core/error.h"
+#include "lepton/ops/iter.h"
+#include "lepton/ops/ops.h"
+
+namespace lepton::ops {
+
+namespace {
+
+const char* reduce_name(ReduceOp op) {
+  static const char* names[] = {"sum", "prod", "max", "min", "all", "any"};
+  return names[int(op)];
+}
+
+struct Plan {
+  Tensor input;  // contiguous, laid out as [outer, reduce, inner]
+  int64_t outer = 1, reduce = 1, inner = 1;
+  Shape out_shape;
+};
+
+std::vector<bool> reduced_mask(const Tensor& x, const Dims& dims, const char* op) {
+  std::vector<bool> mask(x.dim(), dims.empty());
+  for (int64_t d : dims) {
+    int64_t w = wrap_dim(d, x.dim(), op);
+    if (x.dim() == 0) continue;
+    LEPTON_CHECK(!mask[w] || dims.empty(), Value, op, ": dimension ", w, " appears multiple times in the list of dims");
+    mask[w] = true;
+  }
+  return mask;
+}
+
+Plan make_plan(const Tensor& x, const Dims& dims, bool keepdim, const char* op) {
+  Plan p;
+  std::vector<bool> mask = reduced_mask(x, dims, op);
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (!mask[d]) p.out_shape.push_back(x.shape()[d]);
+    else if (keepdim) p.out_shape.push_back(1);
+  }
+  // Size-1 dims don't matter; if the reduced dims form one run among the others, the
+  // contiguous input already is [outer, reduce, inner].
+  enum { Before, Inside, After } state = Before;
+  bool block = true;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    const int64_t s = x.shape()[d];
+    if (s == 1) continue;
+    if (mask[d]) {
+      if (state == After) block = false;
+      state = Inside;
+      p.reduce *= s;
+    } else if (state == Before) {
+      p.outer *= s;
+    } else {
+      state = After;
+      p.inner *= s;
+    }
+  }
+  if (block) {
+    p.input = contiguous(x);
+    return p;
+  }
+  p.outer = p.reduce = p.inner = 1;
+  Dims order;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (!mask[d]) order.push_back(d), p.outer *= x.shape()[d];
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (mask[d]) order.push_back(d), p.reduce *= x.shape()[d];
+  p.input = contiguous(permute(x, order));
+  return p;
+}
+
+DType reduce_out_dtype(ReduceOp op, DType in) {
+  if (op == ReduceOp::All || op == ReduceOp::Any) return DType::Bool;
+  if ((op == ReduceOp::Sum || op == ReduceOp::Prod) && !is_floating(in)) return DType::Int64;
+  return in;
+}
+
+Tensor run_reduce(ReduceOp op, const Plan& p, DType out_dtype, Tensor* index) {
+  Tensor out = Tensor::empty(p.out_shape, out_dtype, p.input.device());
+  if (out.numel() == 0) return out;
+  ReduceArgs args;
+  args.in = static_cast<const char*>(p.input.data_ptr());
+  args.out = static_cast<char*>(out.data_ptr());
+  args.index = index ? index->data<int64_t>() : nullptr;
+  args.outer = p.outer;
+  args.reduce = p.reduce;
+  args.inner = p.inner;
+  use_device(out.device());
+  reduce_kernels.get(p.input.device().type, p.input.dtype(), reduce_name(op))(op, args);
+  return out;
+}
+
+}  // namespace
+
+Tensor reduce(ReduceOp op, const Tensor& x, const Dims& dims, bool keepdim) {
+  const char* name = reduce_name(op);
+  Plan p = make_plan(x, dims, keepdim, name);
+  if (op == ReduceOp::Max || op == ReduceOp::Min)
+    LEPTON_CHECK(p.reduce > 0, Value, name, "(): cannot reduce over an empty dimension (input shape ",
+                 shape_str(x.shape()), "); specify a non-empty dim");
+  return run_reduce(op, p, reduce_out_dtype(op, x.dtype()), nullptr);
+}
+
+Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
+  LEPTON_CHECK(is_floating(x.dtype()), Type, "mean(): could not infer output dtype: input dtype must be floating point, got ",
+               dtype_name(x.dtype()));
+  Tensor s = reduce(ReduceOp::Sum, x, dims, keepdim);
+  const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
+  return binary(BinaryOp::Div, s, Scalar::from_float(count ? double(count) : NAN));
+}
+
+Tensor var(const Tensor& x, const Dims& dims, double correction, bool keepdim) {
+  LEPTON_CHECK(is_floating(x.dtype()), Type, "var(): input dtype must be floating point, got ", dtype_name(x.dtype()));
+  Tensor m = mean(x, dims, true);
+  Tensor d = binary(BinaryOp::Sub, x, m);
+  Tensor ss = reduce(ReduceOp::Sum, unary(UnaryOp::Square, d), dims, keepdim);
+  const int64_t count = ss.numel() == 0 ? 0 : x.numel() / ss.numel();
+  return binary(BinaryOp::Div, ss, Scalar::from_float(std::max(double(count) - correction, 0.0)));
+}
+
+Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
+  Tensor xf = is_floating(x.dtype()) ? x : to(x, std::nullopt, DType::Float32, false);
+  if (xf.numel() == 0) {
+    Tensor s = reduce(ReduceOp::Sum, xf, dims, keepdim);
+    return unary(UnaryOp::Log, s);  // log(0) = -inf, as in PyTorch
+  }
+  Tensor m = reduce(ReduceOp::Max, xf, dims, true);
+  // An infinite max would turn x - m into NaN; shift by 0 there instead.
+  Tensor finite = compare(CompareOp::Eq, unary(UnaryOp::Abs, m), Scalar::from_float(INFINITY));
+  Tensor shift = where(finite, scalar_tensor(Scalar::from_float(0), m.dtype(), m.device()), m);
+  Tensor s = reduce(ReduceOp::Sum, unary(UnaryOp::Exp, binary(BinaryOp::Sub, xf, shift)), dims, true);
+  Tensor r = binary(BinaryOp::Add, unary(UnaryOp::Log, s), shift);
+  if (keepdim) return r;
+  std::vector<bool> mask = reduced_mask(x, dims, "logsumexp");
+  Dims squeeze_dims;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (mask[d]) squeeze_dims.push_back(d);
+  return squeeze(r, squeeze_dims);
+}
+
+std::pair<Tensor, Tensor> extreme_with_index(const Tensor& x, int64_t dim, bool keepdim, bool is_max) {
+  const char* name = is_max ? "max" : "min";
+  const int64_t d = wrap_dim(dim, x.dim(), name);
+  LEPTON_CHECK(x.dim() == 0 || x.shape()[d] > 0, Index, name, "(): cannot reduce over dimension ", d,
+               " of size 0 (input shape ", shape_str(x.shape()), ")");
+  Plan p = make_plan(x, {d}, keepdim, name);
+  Tensor index = Tensor::empty(p.out_shape, DType::Int64, x.device());
+  Tensor values = run_reduce(is_max ? ReduceOp::Max : ReduceOp::Min, p, x.dtype(), &index);
+  return {values, index};
+}
+
+Tensor arg_extreme(const Tensor& x, std::optional<int64_t> dim, bool keepdim, bool is_max) {
+  if (dim) return extreme_with_index(x, *dim, keepdim, is_max).second;
+  LEPTON_CHECK(x.numel() > 0, Value, is_max ? "argmax" : "argmin", "(): expected a non-empty tensor");
+  Tensor idx = extreme_with_index(reshape(x, {-1}), 0, false, is_max).second;
+  if (keepdim) return reshape(idx, Shape(x.dim(), 1));
+  return idx;
+}
+
+}  // namespace lepton::ops

@@ -1,0 +1,68 @@
+"""Lepton: a compact, fast deep-learning training engine with its own CPU and CUDA kernels."""
+
+from lepton import _C
+from lepton._C import (
+    OutOfMemoryError,
+    Tensor,
+    arange,
+    cat,
+    device,
+    dtype,
+    empty,
+    from_dlpack,
+    from_numpy,
+    full,
+    get_num_threads,
+    get_rng_state,
+    initial_seed,
+    linspace,
+    manual_seed,
+    ones,
+    promote_types,
+    rand,
+    randint,
+    randn,
+    set_num_threads,
+    set_rng_state,
+    stack,
+    where,
+    zeros,
+)
+from lepton import cuda
+from lepton._creation import (
+    empty_like,
+    full_like,
+    ones_like,
+    rand_like,
+    randint_like,
+    randn_like,
+    tensor,
+    zeros_like,
+)
+from lepton._functions import *  # noqa: F401,F403  (torch-style free functions)
+from lepton._functions import __all__ as _function_names
+from lepton._info import info
+from lepton import _tensor_repr  # noqa: F401  (installs Tensor.__repr__ and friends)
+
+__version__ = _C._build_info()["version"]
+
+bool = _C.dtype.bool  # noqa: A001  (shadows the builtin inside this namespace only, as torch does)
+uint8 = _C.dtype.uint8
+int8 = _C.dtype.int8
+int32 = _C.dtype.int32
+int64 = _C.dtype.int64
+float16 = _C.dtype.float16
+bfloat16 = _C.dtype.bfloat16
+float32 = _C.dtype.float32
+float64 = _C.dtype.float64
+half, float, double, int, long = float16, float32, float64, int32, int64  # noqa: A001
+
+__all__ = [
+    "Tensor", "OutOfMemoryError", "device", "dtype", "tensor", "from_numpy", "from_dlpack",
+    "empty", "zeros", "ones", "full", "arange", "linspace", "rand", "randn", "randint",
+    "empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "randint_like",
+    "manual_seed", "initial_seed", "get_rng_state", "set_rng_state", "cat", "stack", "where",
+    "promote_types", "set_num_threads", "get_num_threads", "info", "cuda",
+    "bool", "uint8", "int8", "int32", "int64", "float16", "bfloat16", "float32", "float64",
+    *_function_names,
+]
