@@ -52,9 +52,10 @@ void bind_functions(py::module_& m) {
   m.def("randn", [](py::args shape, const py::object& dtype, const py::object& device) {
      return random_tensor(shape_from_args(shape, "size"), RandomDist::Normal, 0, 1, dtype, device, DType::Float32);
    }, py::kw_only(), py::arg("dtype") = py::none(), py::arg("device") = py::none());
-  m.def("randint", [](int64_t low, const py::object& high, const py::object& size, const py::object& dtype, const py::object& device) {
-     int64_t lo = high.is_none() ? 0 : low, hi = high.is_none() ? low : high.cast<int64_t>();
+  m.def("randint", [](int64_t low, py::object high, py::object size, const py::object& dtype, const py::object& device) {
+     if (size.is_none() && !high.is_none() && !py::isinstance<py::int_>(high)) std::swap(high, size);  // randint(high, size)
      LEPTON_CHECK(!size.is_none(), Type, "randint: missing required argument 'size'");
+     int64_t lo = high.is_none() ? 0 : low, hi = high.is_none() ? low : require_scalar(high, "high").to_int();
      return random_tensor(to_shape(size, "size"), RandomDist::Integer, double(lo), double(hi), dtype, device, DType::Int64);
    }, py::arg("low"), py::arg("high") = py::none(), py::arg("size") = py::none(), py::kw_only(), py::arg("dtype") = py::none(),
    py::arg("device") = py::none());

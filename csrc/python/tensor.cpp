@@ -200,6 +200,11 @@ void bind_tensor(py::module_& m) {
       }, py::arg("dim") = 0)
       .def("select", &ops::select, py::arg("dim"), py::arg("index"))
       .def("narrow", [](const Tensor& t, int64_t dim, int64_t start, int64_t length) {
+        // slice() clamps its bounds; narrow() must not silently return fewer elements
+        const int64_t size = t.size(dim);
+        if (start < 0) start += size;
+        LEPTON_CHECK(start >= 0 && length >= 0 && start + length <= size, Index, "narrow: start (", start,
+                     ") + length (", length, ") exceeds dimension size (", size, ")");
         return ops::slice(t, dim, start, start + length, 1);
       })
       .def("index_select", &ops::index_select, py::arg("dim"), py::arg("index"))

@@ -6,8 +6,9 @@ namespace lepton::py_bind {
 void bind_types(py::module_& m) {
   py::enum_<DType> dtype(m, "dtype", "Element type of a tensor");
   for (int i = 0; i < kNumDTypes; ++i) dtype.value(dtype_name(DType(i)), DType(i));
-  dtype.def("__repr__", [](DType t) { return std::string("lepton.") + dtype_name(t); })
-      .def("__str__", [](DType t) { return std::string("lepton.") + dtype_name(t); })
+  // prepend: enum_ already defines __repr__/__str__, and a plain def would only add an overload
+  dtype.def("__repr__", [](DType t) { return std::string("lepton.") + dtype_name(t); }, py::prepend())
+      .def("__str__", [](DType t) { return std::string("lepton.") + dtype_name(t); }, py::prepend())
       .def_property_readonly("itemsize", [](DType t) { return itemsize(t); })
       .def_property_readonly("is_floating_point", [](DType t) { return is_floating(t); })
       .def_property_readonly("name", [](DType t) { return std::string(dtype_name(t)); });

@@ -31,7 +31,7 @@ def tensor(data, *, dtype=None, device=None):
         arr = arr.astype(np.int64)
     elif arr.dtype == np.int16:
         arr = arr.astype(np.int32)
-    out = _C.from_numpy(np.ascontiguousarray(arr).copy())
+    out = _C.from_numpy(np.array(arr, order="C", copy=True))  # ascontiguousarray would make 0-d into 1-d
     return out.to(device=device, dtype=dtype)
 
 

@@ -40,6 +40,7 @@ def _cast(dtype):
     return method
 
 
+Tensor.__array_priority__ = 1000  # np.float32(2) * t defers to Tensor.__rmul__, as with torch
 Tensor.__repr__ = _repr
 Tensor.__str__ = _repr
 Tensor.__iter__ = _iter

@@ -1,7 +1,6 @@
 #include "lepton/core/storage.h"
 
-#include <cstdlib>
-
+#include "lepton/core/cpu_allocator.h"
 #include "lepton/core/cuda_backend.h"
 #include "lepton/core/error.h"
 
@@ -9,7 +8,6 @@ namespace lepton {
 
 namespace {
 const CudaBackend* g_cuda = nullptr;
-constexpr size_t kCpuAlignment = 64;
 }  // namespace
 
 const CudaBackend* cuda_backend() { return g_cuda; }
@@ -35,11 +33,9 @@ std::shared_ptr<Storage> allocate_storage(size_t nbytes, Device device) {
       if (q) free_fn(q, idx);
     });
   }
-  size_t rounded = ((nbytes + kCpuAlignment - 1) / kCpuAlignment) * kCpuAlignment;
-  if (rounded == 0) rounded = kCpuAlignment;
-  void* p = std::aligned_alloc(kCpuAlignment, rounded);
-  if (!p) raise(ErrorKind::OutOfMemory, "out of memory: failed to allocate ", nbytes, " bytes on the CPU");
-  return std::make_shared<Storage>(p, nbytes, device, [](void* q) { std::free(q); });
+  size_t capacity = 0;
+  void* p = cpu_alloc(nbytes, capacity);
+  return std::make_shared<Storage>(p, nbytes, device, [capacity](void* q) { cpu_free(q, capacity); });
 }
 
 }  // namespace lepton

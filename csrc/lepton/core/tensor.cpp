@@ -7,8 +7,12 @@
 namespace lepton {
 
 int64_t shape_numel(const Shape& shape) {
+  for (int64_t s : shape)
+    if (s == 0) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) n *= s;
+  for (int64_t s : shape)
+    // a wrapped product would make a huge shape look small (or empty) to the allocator
+    LEPTON_CHECK(!__builtin_mul_overflow(n, s, &n), Value, "shape ", shape_str(shape), " has too many elements");
   return n;
 }
 

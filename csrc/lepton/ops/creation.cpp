@@ -41,8 +41,9 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype, Device dev
   Tensor host = Tensor::empty({steps}, DType::Float64, Device{});
   double* p = host.data<double>();
   const double delta = steps > 1 ? (end - start) / double(steps - 1) : 0.0;
-  // Fill the second half from the end so both endpoints are exact.
-  for (int64_t i = 0; i < steps; ++i) p[i] = i < steps / 2 ? start + delta * double(i) : end - delta * double(steps - 1 - i);
+  // Fill the second half from the end so both endpoints are exact (a single step is `start`).
+  for (int64_t i = 0; i < steps; ++i)
+    p[i] = i < (steps + 1) / 2 ? start + delta * double(i) : end - delta * double(steps - 1 - i);
   return to(host, device, dtype, false);
 }
 

@@ -46,8 +46,11 @@ void check_binary_dtypes(BinaryOp op, DType compute) {
                Type, binary_name(op), ": not supported for bool tensors");
 }
 
+bool logical(BinaryOp op) { return op == BinaryOp::LogicalAnd || op == BinaryOp::LogicalOr || op == BinaryOp::LogicalXor; }
+
 DType binary_compute_dtype(BinaryOp op, DType promoted) {
   if (op == BinaryOp::Div && !is_floating(promoted)) return DType::Float32;  // true division
+  if (logical(op)) return DType::Bool;  // logical_and(ints) is a bool mask, as in torch
   return promoted;
 }
 
@@ -172,6 +175,8 @@ Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) { return binary_imp
 
 Tensor binary(BinaryOp op, const Tensor& a, Scalar b, bool reverse) {
   const DType dt = result_type(a, b);
+  LEPTON_CHECK(!(op == BinaryOp::Pow && !reverse && !is_floating(dt) && b.to_int() < 0), Value,
+               "pow: integers to negative integer powers are not allowed (exponent ", b.to_int(), ")");
   Tensor s = scalar_tensor(b, dt, a.device());
   return reverse ? binary_impl(op, s, a, dt) : binary_impl(op, a, s, dt);
 }

@@ -27,7 +27,8 @@ Advanced decompose(const Tensor& t, const std::vector<IndexItem>& items) {
   int64_t consumed = 0, ellipses = 0;
   for (const IndexItem& it : items) {
     if (it.kind == Kind::Ellipsis) ++ellipses;
-    else if (it.kind == Kind::Tensor) consumed += it.tensor.dtype() == DType::Bool ? std::max<int64_t>(it.tensor.dim(), 1) : 1;
+    // a mask consumes one dim per mask dim; a 0-d mask consumes none (it adds a dim, like None)
+    else if (it.kind == Kind::Tensor) consumed += it.tensor.dtype() == DType::Bool ? it.tensor.dim() : 1;
     else if (it.kind != Kind::None) ++consumed;
   }
   LEPTON_CHECK(ellipses <= 1, Index, "an index can only have a single ellipsis ('...')");

@@ -104,9 +104,18 @@ Tensor reduce(ReduceOp op, const Tensor& x, const Dims& dims, bool keepdim) {
   return run_reduce(op, p, reduce_out_dtype(op, x.dtype()), nullptr);
 }
 
+namespace {
+bool is_half(DType t) { return t == DType::Float16 || t == DType::BFloat16; }
+// Half-precision mean/var are computed in float32 and rounded once, as in torch: a float16 sum
+// (or even the element count) can overflow where the mean does not.
+Tensor widen(const Tensor& x) { return is_half(x.dtype()) ? to(x, std::nullopt, DType::Float32, false) : x; }
+Tensor narrow_to(const Tensor& r, DType dtype) { return r.dtype() == dtype ? r : to(r, std::nullopt, dtype, false); }
+}  // namespace
+
 Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
   LEPTON_CHECK(is_floating(x.dtype()), Type, "mean(): could not infer output dtype: input dtype must be floating point, got ",
                dtype_name(x.dtype()));
+  if (is_half(x.dtype())) return narrow_to(mean(widen(x), dims, keepdim), x.dtype());
   Tensor s = reduce(ReduceOp::Sum, x, dims, keepdim);
   const int64_t count = s.numel() == 0 ? 0 : x.numel() / s.numel();
   return binary(BinaryOp::Div, s, Scalar::from_float(count ? double(count) : NAN));
@@ -114,6 +123,7 @@ Tensor mean(const Tensor& x, const Dims& dims, bool keepdim) {
 
 Tensor var(const Tensor& x, const Dims& dims, double correction, bool keepdim) {
   LEPTON_CHECK(is_floating(x.dtype()), Type, "var(): input dtype must be floating point, got ", dtype_name(x.dtype()));
+  if (is_half(x.dtype())) return narrow_to(var(widen(x), dims, correction, keepdim), x.dtype());
   Tensor m = mean(x, dims, true);
   Tensor d = binary(BinaryOp::Sub, x, m);
   Tensor ss = reduce(ReduceOp::Sum, unary(UnaryOp::Square, d), dims, keepdim);

@@ -79,8 +79,9 @@ void unary_kernel(UnaryOp op, const StridedIter& it, double p0, double p1) {
           return has_hi && y > hi ? hi : y;
         });
       } else {
-        // Integer bounds saturate to the type's range in the op layer.
-        return map_unary<T>(it, [=](A x) { return x < lo ? lo : (x > hi ? hi : x); });
+        // Integer bounds saturate to the type's range in the op layer; min(max(x, lo), hi) as in
+        // torch, so lo > hi gives hi.
+        return map_unary<T>(it, [=](A x) { A y = x < lo ? lo : x; return y > hi ? hi : y; });
       }
     }
     default: break;
@@ -121,6 +122,8 @@ inline A floor_div(A a, A b) {
     return std::floor(a / b);
   } else {
     if (b == 0) return 0;
+    // min / -1 overflows and traps (SIGFPE): negate with unsigned wrap-around, as torch does
+    if (b == A(-1)) return A(std::make_unsigned_t<A>(0) - std::make_unsigned_t<A>(a));
     A q = a / b;
     return (a % b != 0 && ((a < 0) != (b < 0))) ? A(q - 1) : q;
   }
@@ -131,7 +134,7 @@ inline A remainder(A a, A b) {
     A r = std::fmod(a, b);
     return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
   } else {
-    if (b == 0) return 0;
+    if (b == 0 || b == A(-1)) return 0;  // min % -1 traps like min / -1
     A r = a % b;
     return (r != 0 && ((r < 0) != (b < 0))) ? A(r + b) : r;
   }

@@ -84,15 +84,21 @@ inline float vtanh(float x) {
 
 inline float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
-// erfc(|x|) for the tail, accurate in absolute terms to ~1.5e-7.
+// erfc(|x|) with relative (not just absolute) error ~1e-7 (Numerical Recipes' erfcc): gelu's
+// negative side is 0.5 x erfc(|u|), so an absolute-error fit loses digits in the tail.
 inline float verfc_abs(float ax) {
-  float t = 1.0f / (1.0f + 0.3275911f * ax);
-  float p = 1.061405429f;
-  p = p * t - 1.453152027f;
-  p = p * t + 1.421413741f;
-  p = p * t - 0.284496736f;
-  p = p * t + 0.254829592f;
-  return p * t * vexp(-ax * ax);
+  float t = 1.0f / (1.0f + 0.5f * ax);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  return t * vexp(p - ax * ax);
 }
 
 inline float verf(float x) {

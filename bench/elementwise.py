@@ -1,0 +1,86 @@
+"""Memory-bound kernels: elementwise add/mul/gelu, a full sum, a broadcast add and a strided
+transpose-copy, against numpy and torch on the same machine and thread count."""
+
+import argparse
+
+import numpy as np
+
+import lepton
+from harness import Suite, save
+
+
+def run(device="cpu", threads=None, quick=False):
+    torch = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    if threads:
+        lepton.set_num_threads(threads)
+        if torch is not None:
+            torch.set_num_threads(threads)
+    n = (1 << 22) if quick else (1 << 24)  # 16M floats
+    side = 2048 if quick else 4096
+    cuda = device.startswith("cuda")
+    sync = lepton.cuda.synchronize if cuda else None
+    tsync = (torch.cuda.synchronize if cuda else None) if torch is not None else None
+
+    rng = np.random.default_rng(0)
+    a_np = rng.standard_normal(n, dtype=np.float32)
+    b_np = rng.standard_normal(n, dtype=np.float32)
+    m_np = rng.standard_normal((side, side), dtype=np.float32)
+    v_np = rng.standard_normal(side, dtype=np.float32)
+    a, b = lepton.from_numpy(a_np).to(device), lepton.from_numpy(b_np).to(device)
+    m, v = lepton.from_numpy(m_np).to(device), lepton.from_numpy(v_np).to(device)
+    refs = {}
+    if torch is not None:
+        tdev = "cuda" if cuda else "cpu"
+        ta, tb = torch.from_numpy(a_np).to(tdev), torch.from_numpy(b_np).to(tdev)
+        tm, tv = torch.from_numpy(m_np).to(tdev), torch.from_numpy(v_np).to(tdev)
+    gelu_np = None
+    if not cuda:
+        from math import sqrt
+
+        def gelu_np():  # numpy has no erf; the tanh form is the closest it offers
+            return 0.5 * a_np * (1 + np.tanh(sqrt(2 / np.pi) * (a_np + 0.044715 * a_np ** 3)))
+
+    suite = Suite(f"elementwise ({device}, threads={lepton.get_num_threads()})", "GB/s")
+    suite.header()
+    f4 = 4
+
+    def entry(name, nbytes, fn, np_fn, torch_fn):
+        refs = {}
+        if np_fn is not None and not cuda:
+            refs["numpy"] = np_fn
+        if torch is not None:
+            refs["torch"] = (lambda: (torch_fn(), tsync())) if tsync else torch_fn
+        suite.add(name, nbytes, fn, refs, sync=sync)
+
+    entry(f"add {n>>20}M", 3 * n * f4, lambda: a + b, lambda: a_np + b_np,
+          (lambda: ta + tb) if torch else None)
+    entry(f"mul {n>>20}M", 3 * n * f4, lambda: a * b, lambda: a_np * b_np,
+          (lambda: ta * tb) if torch else None)
+    entry(f"gelu {n>>20}M", 2 * n * f4, lambda: a.gelu(), gelu_np,
+          (lambda: torch.nn.functional.gelu(ta)) if torch else None)
+    entry(f"sum {n>>20}M", n * f4, lambda: a.sum(), lambda: a_np.sum(),
+          (lambda: ta.sum()) if torch else None)
+    entry(f"broadcast add {side}x{side}+{side}", 2 * side * side * f4, lambda: m + v, lambda: m_np + v_np,
+          (lambda: tm + tv) if torch else None)
+    entry(f"transpose copy {side}x{side}", 2 * side * side * f4, lambda: m.T.contiguous(),
+          lambda: np.ascontiguousarray(m_np.T), (lambda: tm.T.contiguous()) if torch else None)
+    return suite
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="threads for lepton and torch (default: all)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes")
+    p.add_argument("--json", default=None, help="write results here")
+    args = p.parse_args()
+    suite = run(args.device, args.threads, args.quick)
+    save(args.json, [suite])
+
+
+if __name__ == "__main__":
+    main()

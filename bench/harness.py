@@ -1,0 +1,95 @@
+"""Common benchmark harness: warm-up, median of N timed runs, ratios measured side by side.
+
+Every entry times Lepton and its references (numpy, torch) in the same process, interleaved, so a
+noisy machine shifts both; the ratio reported is reference_time / lepton_time (> 1 means Lepton
+is faster).
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+
+def median_time(fn, *, warmup=2, repeat=7, min_time=0.05, sync=None):
+    """Median seconds per call of fn(), each sample looping until it lasts at least min_time."""
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    # calls per sample, so that short ops are not dominated by timer resolution
+    start = time.perf_counter()
+    fn()
+    if sync:
+        sync()
+    once = max(time.perf_counter() - start, 1e-7)
+    inner = max(1, int(min_time / once))
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        if sync:
+            sync()
+        samples.append((time.perf_counter() - t0) / inner)
+    return statistics.median(samples)
+
+
+class Suite:
+    """Collects rows of {name, metric, lepton, references...} and prints/saves them."""
+
+    def __init__(self, title, metric):
+        self.title = title
+        self.metric = metric  # e.g. "GB/s": higher is better
+        self.rows = []
+
+    def add(self, name, work, lepton_fn, references, **timing):
+        """work: units of `metric` done per call (bytes for GB/s, flops for GFLOP/s)."""
+        times = {"lepton": median_time(lepton_fn, **timing)}
+        for ref_name, ref_fn in references.items():
+            times[ref_name] = median_time(ref_fn, **timing)
+        row = {"name": name, "seconds": times}
+        row["rate"] = {k: work / v / 1e9 for k, v in times.items()}
+        row["ratio"] = {k: v / times["lepton"] for k, v in times.items() if k != "lepton"}
+        self.rows.append(row)
+        self._print_row(row)
+        return row
+
+    def header(self):
+        print(f"\n## {self.title}  ({self.metric}; ratio = reference time / lepton time, >1: Lepton faster)")
+
+    def _print_row(self, row):
+        rates = "  ".join(f"{k} {v:8.2f}" for k, v in row["rate"].items())
+        ratios = "  ".join(f"vs {k} {v:5.2f}x" for k, v in row["ratio"].items())
+        print(f"{row['name']:<34} {rates}   {ratios}", flush=True)
+
+    def to_json(self):
+        return {"title": self.title, "metric": self.metric, "rows": self.rows}
+
+
+def environment():
+    import lepton
+
+    env = {"python": sys.version.split()[0], "machine": platform.machine(), "lepton": lepton.info()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    import numpy
+
+    env["numpy"] = numpy.__version__
+    return env
+
+
+def save(path, suites):
+    if not path:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"environment": environment(), "suites": [s.to_json() for s in suites]}, f, indent=1)
+    print(f"\nwrote {path}")

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# GPU check, run on the lent GPU machine (device tool) from the repo root, in ONE call:
+#   run(command="bash scripts/gpu_check.sh", timeout_s=540)
+# Builds Lepton with CUDA for Hopper, runs the CUDA tests and the GPU benchmarks, and leaves
+# logs and JSON under $OUT. That machine has no network: it builds with the packages it has
+# (python3 3.12 with numpy, pybind11, scikit-build-core, cmake, ninja, pytest, hypothesis, torch).
+set -uo pipefail
+OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+{ nvidia-smi; nvcc --version; python3 --version; } 2>&1 | tee "$OUT/env.txt"
+t0=$SECONDS
+LEPTON_CUDA=ON python3 -m pip install --no-build-isolation --no-deps -q \
+  -Ccmake.define.CMAKE_CUDA_ARCHITECTURES=90a -Cbuild-dir="${TMPDIR:-/tmp}/lepton-build" . 2>&1 | tail -n 40 | tee "$OUT/build.log"
+echo "build seconds: $((SECONDS - t0))" | tee -a "$OUT/build.log"
+python3 -c "import lepton; print(lepton.info())" 2>&1 | tee "$OUT/info.txt"
+timeout 240 python3 -m pytest -m cuda -q -x --timeout=120 tests 2>&1 | tail -n 60 | tee "$OUT/pytest-cuda.log"
+(cd bench && timeout 120 python3 elementwise.py --device cuda --json "$OUT/bench-elementwise-cuda.json") 2>&1 | tee "$OUT/bench-cuda.log"
