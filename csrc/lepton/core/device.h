@@ -1,5 +1,6 @@
 // Where a tensor's memory lives: the host or one CUDA device.
 #pragma once
+#include <cstdint>
 #include <string>
 
 namespace lepton {

@@ -41,7 +41,7 @@ void random_(const Tensor& t, RandomDist dist, double a, double b) {
   const char* name = dist == RandomDist::Uniform ? "uniform_" : dist == RandomDist::Normal ? "normal_" : "random_";
   if (dist == RandomDist::Integer) {
     LEPTON_CHECK(t.dtype() != DType::Bool, Type, name, ": bool tensors are not supported");
-    LEPTON_CHECK(b > a, Value, name, ": expected low < high, got low=", a, " high=", b);
+    LEPTON_CHECK(int64_t(b) > int64_t(a), Value, name, ": expected low < high, got low=", a, " high=", b);
   } else {
     LEPTON_CHECK(is_floating(t.dtype()), Type, name, ": expected a floating-point tensor, got ", dtype_name(t.dtype()));
     LEPTON_CHECK(dist != RandomDist::Normal || b >= 0, Value, name, ": std must be non-negative, got ", b);

@@ -2,8 +2,35 @@
 // row gather/scatter behind advanced indexing.
 #include "lepton/cpu/kernels/common.h"
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace lepton::cpu::LEPTON_ISA {
 namespace {
+
+#if defined(__AVX2__)
+// An 8x8 block of 4-byte elements: reads 8 vectors (one per source column, stride `ri` bytes)
+// and writes them transposed as 8 destination rows (stride `ro` bytes).
+inline void transpose8x8_4byte(const char* src, int64_t ri, char* dst, int64_t ro) {
+  __m256 v[8], t[8], s[8];
+  for (int k = 0; k < 8; ++k) v[k] = _mm256_loadu_ps(reinterpret_cast<const float*>(src + k * ri));
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = _mm256_unpacklo_ps(v[k], v[k + 1]);
+    t[k + 1] = _mm256_unpackhi_ps(v[k], v[k + 1]);
+  }
+  for (int k = 0; k < 8; k += 4) {
+    s[k] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    s[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    s[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    s[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; ++k) {
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + k * ro), _mm256_permute2f128_ps(s[k], s[k + 4], 0x20));
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + (k + 4) * ro), _mm256_permute2f128_ps(s[k], s[k + 4], 0x31));
+  }
+}
+#endif
 
 template <class Dst, class Src>
 void cast_copy(const StridedIter& it) {
@@ -47,6 +74,14 @@ void transpose_copy(const StridedIter& it) {
         off1 += i * it.strides[1][d];
       }
       const int64_t r1 = r0 + kTile < rows ? r0 + kTile : rows, c1 = c0 + kTile < cols ? c0 + kTile : cols;
+#if defined(__AVX2__)
+      if (sizeof(T) == 4 && r1 - r0 == kTile && c1 - c0 == kTile) {
+        for (int64_t r = r0; r < r1; r += 8)
+          for (int64_t c = c0; c < c1; c += 8)
+            transpose8x8_4byte(it.data[1] + off1 + r * sizeof(T) + c * ri, ri, it.data[0] + off0 + r * ro + c * sizeof(T), ro);
+        continue;
+      }
+#endif
       for (int64_t r = r0; r < r1; ++r) {
         T* dst = reinterpret_cast<T*>(it.data[0] + off0 + r * ro);
         const char* src = it.data[1] + off1 + r * sizeof(T);
