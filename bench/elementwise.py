@@ -30,13 +30,13 @@ def run(device="cpu", threads=None, quick=False):
     b_np = rng.standard_normal(n, dtype=np.float32)
     m_np = rng.standard_normal((side, side), dtype=np.float32)
     v_np = rng.standard_normal(side, dtype=np.float32)
-    a, b = lepton.from_numpy(a_np).to(device), lepton.from_numpy(b_np).to(device)
-    m, v = lepton.from_numpy(m_np).to(device), lepton.from_numpy(v_np).to(device)
-    refs = {}
+    # Each framework works on memory it allocated itself, as a user's tensors would be.
+    a, b = (lepton.from_numpy(x).to(device, copy=True) for x in (a_np, b_np))
+    m, v = (lepton.from_numpy(x).to(device, copy=True) for x in (m_np, v_np))
     if torch is not None:
         tdev = "cuda" if cuda else "cpu"
-        ta, tb = torch.from_numpy(a_np).to(tdev), torch.from_numpy(b_np).to(tdev)
-        tm, tv = torch.from_numpy(m_np).to(tdev), torch.from_numpy(v_np).to(tdev)
+        ta, tb = (torch.from_numpy(x).to(tdev, copy=True) for x in (a_np, b_np))
+        tm, tv = (torch.from_numpy(x).to(tdev, copy=True) for x in (m_np, v_np))
     gelu_np = None
     if not cuda:
         from math import sqrt

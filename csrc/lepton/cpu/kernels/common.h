@@ -16,6 +16,11 @@
 #error "LEPTON_ISA must name the instruction set this file is compiled for"
 #endif
 
+// Math helpers called inside `omp simd` loops must be inlined, or the loop calls a scalar
+// function per element instead of vectorising.
+#define LEPTON_SIMD_INLINE inline __attribute__((always_inline))
+#define LEPTON_SIMD_INLINE_LAMBDA __attribute__((always_inline))
+
 namespace lepton::cpu::LEPTON_ISA {
 
 // Work below this many elements runs on one thread: a parallel region costs a few µs.

@@ -5,18 +5,18 @@
 namespace lepton::cpu::LEPTON_ISA {
 namespace {
 
-inline float m_exp(float x) { return vexp(x); }
-inline double m_exp(double x) { return std::exp(x); }
-inline float m_log(float x) { return vlog(x); }
-inline double m_log(double x) { return std::log(x); }
-inline float m_tanh(float x) { return vtanh(x); }
-inline double m_tanh(double x) { return std::tanh(x); }
-inline float m_sigmoid(float x) { return vsigmoid(x); }
-inline double m_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-inline float m_erf(float x) { return verf(x); }
-inline double m_erf(double x) { return std::erf(x); }
-inline float m_gelu(float x) { return vgelu(x); }
-inline double m_gelu(double x) { return 0.5 * x * std::erfc(-x * 0.70710678118654752440); }
+LEPTON_SIMD_INLINE float m_exp(float x) { return vexp(x); }
+LEPTON_SIMD_INLINE double m_exp(double x) { return std::exp(x); }
+LEPTON_SIMD_INLINE float m_log(float x) { return vlog(x); }
+LEPTON_SIMD_INLINE double m_log(double x) { return std::log(x); }
+LEPTON_SIMD_INLINE float m_tanh(float x) { return vtanh(x); }
+LEPTON_SIMD_INLINE double m_tanh(double x) { return std::tanh(x); }
+LEPTON_SIMD_INLINE float m_sigmoid(float x) { return vsigmoid(x); }
+LEPTON_SIMD_INLINE double m_sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+LEPTON_SIMD_INLINE float m_erf(float x) { return verf(x); }
+LEPTON_SIMD_INLINE double m_erf(double x) { return std::erf(x); }
+LEPTON_SIMD_INLINE float m_gelu(float x) { return vgelu(x); }
+LEPTON_SIMD_INLINE double m_gelu(double x) { return 0.5 * x * std::erfc(-x * 0.70710678118654752440); }
 
 template <class T, class F>
 void map_unary(const StridedIter& it, F f) {
@@ -63,53 +63,53 @@ template <class T>
 void unary_kernel(UnaryOp op, const StridedIter& it, double p0, double p1) {
   using A = acc_t<T>;
   switch (op) {
-    case UnaryOp::Neg: return map_unary<T>(it, [](A x) { return A(-x); });
-    case UnaryOp::Abs: return map_unary<T>(it, [](A x) { return x < A(0) ? A(-x) : x; });
-    case UnaryOp::Square: return map_unary<T>(it, [](A x) { return A(x * x); });
+    case UnaryOp::Neg: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return A(-x); });
+    case UnaryOp::Abs: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return x < A(0) ? A(-x) : x; });
+    case UnaryOp::Square: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return A(x * x); });
     case UnaryOp::Sign:
-      return map_unary<T>(it, [](A x) { return x > A(0) ? A(1) : x < A(0) ? A(-1) : x; });
-    case UnaryOp::Relu: return map_unary<T>(it, [](A x) { return x < A(0) ? A(0) : x; });
-    case UnaryOp::LogicalNot: return map_unary<T>(it, [](A x) { return A(x == A(0)); });
+      return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return x > A(0) ? A(1) : x < A(0) ? A(-1) : x; });
+    case UnaryOp::Relu: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return x < A(0) ? A(0) : x; });
+    case UnaryOp::LogicalNot: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return A(x == A(0)); });
     case UnaryOp::Clamp: {
       const A lo = A(p0), hi = A(p1);
       if constexpr (is_float_v<T>) {
         const bool has_lo = !std::isinf(p0), has_hi = !std::isinf(p1);
-        return map_unary<T>(it, [=](A x) {
+        return map_unary<T>(it, [=](A x) LEPTON_SIMD_INLINE_LAMBDA {
           A y = has_lo && x < lo ? lo : x;
           return has_hi && y > hi ? hi : y;
         });
       } else {
         // Integer bounds saturate to the type's range in the op layer; min(max(x, lo), hi) as in
         // torch, so lo > hi gives hi.
-        return map_unary<T>(it, [=](A x) { A y = x < lo ? lo : x; return y > hi ? hi : y; });
+        return map_unary<T>(it, [=](A x) LEPTON_SIMD_INLINE_LAMBDA { A y = x < lo ? lo : x; return y > hi ? hi : y; });
       }
     }
     default: break;
   }
   if constexpr (is_float_v<T>) {
     switch (op) {
-      case UnaryOp::Exp: return map_unary<T>(it, [](A x) { return m_exp(x); });
-      case UnaryOp::Log: return map_unary<T>(it, [](A x) { return m_log(x); });
-      case UnaryOp::Sqrt: return map_unary<T>(it, [](A x) { return std::sqrt(x); });
-      case UnaryOp::Rsqrt: return map_unary<T>(it, [](A x) { return A(1) / std::sqrt(x); });
-      case UnaryOp::Tanh: return map_unary<T>(it, [](A x) { return m_tanh(x); });
-      case UnaryOp::Sigmoid: return map_unary<T>(it, [](A x) { return m_sigmoid(x); });
-      case UnaryOp::Gelu: return map_unary<T>(it, [](A x) { return m_gelu(x); });
+      case UnaryOp::Exp: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return m_exp(x); });
+      case UnaryOp::Log: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return m_log(x); });
+      case UnaryOp::Sqrt: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::sqrt(x); });
+      case UnaryOp::Rsqrt: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return A(1) / std::sqrt(x); });
+      case UnaryOp::Tanh: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return m_tanh(x); });
+      case UnaryOp::Sigmoid: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return m_sigmoid(x); });
+      case UnaryOp::Gelu: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return m_gelu(x); });
       case UnaryOp::GeluTanh:
-        return map_unary<T>(it, [](A x) {
+        return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA {
           return A(0.5) * x * (A(1) + m_tanh(A(0.7978845608028654) * (x + A(0.044715) * x * x * x)));
         });
-      case UnaryOp::Silu: return map_unary<T>(it, [](A x) { return x * m_sigmoid(x); });
-      case UnaryOp::Sin: return map_unary<T>(it, [](A x) { return std::sin(x); });
-      case UnaryOp::Cos: return map_unary<T>(it, [](A x) { return std::cos(x); });
-      case UnaryOp::Floor: return map_unary<T>(it, [](A x) { return std::floor(x); });
-      case UnaryOp::Ceil: return map_unary<T>(it, [](A x) { return std::ceil(x); });
-      case UnaryOp::Round: return map_unary<T>(it, [](A x) { return std::nearbyint(x); });
-      case UnaryOp::Reciprocal: return map_unary<T>(it, [](A x) { return A(1) / x; });
-      case UnaryOp::Erf: return map_unary<T>(it, [](A x) { return m_erf(x); });
-      case UnaryOp::Log1p: return map_unary<T>(it, [](A x) { return std::log1p(x); });
-      case UnaryOp::Expm1: return map_unary<T>(it, [](A x) { return std::expm1(x); });
-      case UnaryOp::Log2: return map_unary<T>(it, [](A x) { return std::log2(x); });
+      case UnaryOp::Silu: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return x * m_sigmoid(x); });
+      case UnaryOp::Sin: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::sin(x); });
+      case UnaryOp::Cos: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::cos(x); });
+      case UnaryOp::Floor: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::floor(x); });
+      case UnaryOp::Ceil: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::ceil(x); });
+      case UnaryOp::Round: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::nearbyint(x); });
+      case UnaryOp::Reciprocal: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return A(1) / x; });
+      case UnaryOp::Erf: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return m_erf(x); });
+      case UnaryOp::Log1p: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::log1p(x); });
+      case UnaryOp::Expm1: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::expm1(x); });
+      case UnaryOp::Log2: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return std::log2(x); });
       default: break;
     }
   }
@@ -157,32 +157,32 @@ void binary_kernel(BinaryOp op, const StridedIter& it) {
   if constexpr (std::is_same_v<T, bool>) {
     switch (op) {
       case BinaryOp::Add: case BinaryOp::Maximum: case BinaryOp::LogicalOr:
-        return map_binary<T, T>(it, [](bool a, bool b) { return a || b; });
+        return map_binary<T, T>(it, [](bool a, bool b) LEPTON_SIMD_INLINE_LAMBDA { return a || b; });
       case BinaryOp::Mul: case BinaryOp::Minimum: case BinaryOp::LogicalAnd:
-        return map_binary<T, T>(it, [](bool a, bool b) { return a && b; });
-      case BinaryOp::LogicalXor: return map_binary<T, T>(it, [](bool a, bool b) { return a != b; });
+        return map_binary<T, T>(it, [](bool a, bool b) LEPTON_SIMD_INLINE_LAMBDA { return a && b; });
+      case BinaryOp::LogicalXor: return map_binary<T, T>(it, [](bool a, bool b) LEPTON_SIMD_INLINE_LAMBDA { return a != b; });
       default: return;
     }
   } else {
     switch (op) {
-      case BinaryOp::Add: return map_binary<T, T>(it, [](A a, A b) { return A(a + b); });
-      case BinaryOp::Sub: return map_binary<T, T>(it, [](A a, A b) { return A(a - b); });
-      case BinaryOp::Mul: return map_binary<T, T>(it, [](A a, A b) { return A(a * b); });
-      case BinaryOp::Div: return map_binary<T, T>(it, [](A a, A b) { return A(a / b); });
+      case BinaryOp::Add: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A(a + b); });
+      case BinaryOp::Sub: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A(a - b); });
+      case BinaryOp::Mul: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A(a * b); });
+      case BinaryOp::Div: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A(a / b); });
       case BinaryOp::Maximum:
-        return map_binary<T, T>(it, [](A a, A b) { return (a != a || a > b) ? a : b; });
+        return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return (a != a || a > b) ? a : b; });
       case BinaryOp::Minimum:
-        return map_binary<T, T>(it, [](A a, A b) { return (a != a || a < b) ? a : b; });
+        return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return (a != a || a < b) ? a : b; });
       case BinaryOp::Pow:
         if constexpr (std::is_floating_point_v<A>)
-          return map_binary<T, T>(it, [](A a, A b) { return b == A(2) ? a * a : std::pow(a, b); });
+          return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return b == A(2) ? a * a : std::pow(a, b); });
         else
-          return map_binary<T, T>(it, [](A a, A b) { return int_pow(a, b); });
-      case BinaryOp::FloorDivide: return map_binary<T, T>(it, [](A a, A b) { return floor_div(a, b); });
-      case BinaryOp::Remainder: return map_binary<T, T>(it, [](A a, A b) { return remainder(a, b); });
-      case BinaryOp::LogicalAnd: return map_binary<T, T>(it, [](A a, A b) { return A(a != A(0) && b != A(0)); });
-      case BinaryOp::LogicalOr: return map_binary<T, T>(it, [](A a, A b) { return A(a != A(0) || b != A(0)); });
-      case BinaryOp::LogicalXor: return map_binary<T, T>(it, [](A a, A b) { return A((a != A(0)) != (b != A(0))); });
+          return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return int_pow(a, b); });
+      case BinaryOp::FloorDivide: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return floor_div(a, b); });
+      case BinaryOp::Remainder: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return remainder(a, b); });
+      case BinaryOp::LogicalAnd: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A(a != A(0) && b != A(0)); });
+      case BinaryOp::LogicalOr: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A(a != A(0) || b != A(0)); });
+      case BinaryOp::LogicalXor: return map_binary<T, T>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return A((a != A(0)) != (b != A(0))); });
     }
   }
 }
@@ -191,12 +191,12 @@ template <class T>
 void compare_kernel(CompareOp op, const StridedIter& it) {
   using A = acc_t<T>;
   switch (op) {
-    case CompareOp::Eq: return map_binary<T, bool>(it, [](A a, A b) { return a == b; });
-    case CompareOp::Ne: return map_binary<T, bool>(it, [](A a, A b) { return a != b; });
-    case CompareOp::Lt: return map_binary<T, bool>(it, [](A a, A b) { return a < b; });
-    case CompareOp::Le: return map_binary<T, bool>(it, [](A a, A b) { return a <= b; });
-    case CompareOp::Gt: return map_binary<T, bool>(it, [](A a, A b) { return a > b; });
-    case CompareOp::Ge: return map_binary<T, bool>(it, [](A a, A b) { return a >= b; });
+    case CompareOp::Eq: return map_binary<T, bool>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return a == b; });
+    case CompareOp::Ne: return map_binary<T, bool>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return a != b; });
+    case CompareOp::Lt: return map_binary<T, bool>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return a < b; });
+    case CompareOp::Le: return map_binary<T, bool>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return a <= b; });
+    case CompareOp::Gt: return map_binary<T, bool>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return a > b; });
+    case CompareOp::Ge: return map_binary<T, bool>(it, [](A a, A b) LEPTON_SIMD_INLINE_LAMBDA { return a >= b; });
   }
 }
 

@@ -6,20 +6,20 @@
 
 namespace lepton::cpu::LEPTON_ISA {
 
-inline float bitcast_f(int32_t i) {
+LEPTON_SIMD_INLINE float bitcast_f(int32_t i) {
   float f;
   memcpy(&f, &i, 4);
   return f;
 }
-inline int32_t bitcast_i(float f) {
+LEPTON_SIMD_INLINE int32_t bitcast_i(float f) {
   int32_t i;
   memcpy(&i, &f, 4);
   return i;
 }
 // Round to nearest integer (valid for |x| < 2^22) without SSE4.1's roundps.
-inline float round_small(float x) { return (x + 12582912.0f) - 12582912.0f; }
+LEPTON_SIMD_INLINE float round_small(float x) { return (x + 12582912.0f) - 12582912.0f; }
 
-inline float vexp(float x) {
+LEPTON_SIMD_INLINE float vexp(float x) {
   float xc = x > 88.7f ? 88.7f : x;
   xc = xc < -86.6f ? -86.6f : xc;  // keeps 2^(n-1) a normal float
   float n = round_small(xc * 1.44269504088896341f);
@@ -38,7 +38,7 @@ inline float vexp(float x) {
   return x != x ? x : y;
 }
 
-inline float vlog(float x) {
+LEPTON_SIMD_INLINE float vlog(float x) {
   bool sub = x < 1.17549435e-38f;
   float xs = sub ? x * 8388608.0f : x;  // lift subnormals into the normal range
   int32_t bits = bitcast_i(xs);
@@ -67,7 +67,7 @@ inline float vlog(float x) {
   return x != x ? x : r;
 }
 
-inline float vtanh(float x) {
+LEPTON_SIMD_INLINE float vtanh(float x) {
   float ax = x < 0 ? -x : x;
   float z = x * x;
   float p = -5.70498872745e-3f;
@@ -82,11 +82,11 @@ inline float vtanh(float x) {
   return ax < 0.625f ? small : big;
 }
 
-inline float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
+LEPTON_SIMD_INLINE float vsigmoid(float x) { return 1.0f / (1.0f + vexp(-x)); }
 
 // erfc(|x|) with relative (not just absolute) error ~1e-7 (Numerical Recipes' erfcc): gelu's
 // negative side is 0.5 x erfc(|u|), so an absolute-error fit loses digits in the tail.
-inline float verfc_abs(float ax) {
+LEPTON_SIMD_INLINE float verfc_abs(float ax) {
   float t = 1.0f / (1.0f + 0.5f * ax);
   float p = 0.17087277f;
   p = p * t - 0.82215223f;
@@ -101,7 +101,7 @@ inline float verfc_abs(float ax) {
   return t * vexp(p - ax * ax);
 }
 
-inline float verf(float x) {
+LEPTON_SIMD_INLINE float verf(float x) {
   float ax = x < 0 ? -x : x;
   float z = x * x;
   float p = 7.853861353153693e-5f;  // erf(x) = x P(x^2) for |x| < 1
@@ -117,7 +117,7 @@ inline float verf(float x) {
 }
 
 // 0.5 x (1 + erf(x / sqrt 2)), using erfc on the negative side to avoid cancellation.
-inline float vgelu(float x) {
+LEPTON_SIMD_INLINE float vgelu(float x) {
   float u = x * 0.70710678118654752f;
   float au = u < 0 ? -u : u;
   float one_plus_erf = au < 1.0f ? 1.0f + verf(u) : (u < 0 ? verfc_abs(au) : 2.0f - verfc_abs(au));
