@@ -37,5 +37,7 @@ void bind_tensor(py::module_& m);
 void bind_functions(py::module_& m);
 void bind_interop(py::module_& m);
 void bind_runtime(py::module_& m);
+void bind_linalg(py::module_& m);  // after bind_tensor: adds Tensor methods
+void bind_autograd(py::module_& m);
 
 }  // namespace lepton::py_bind

@@ -30,4 +30,6 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_functions(m);
   py_bind::bind_interop(m);
   py_bind::bind_runtime(m);
+  py_bind::bind_linalg(m);
+  py_bind::bind_autograd(m);
 }

@@ -9,7 +9,7 @@ _BINARY = ["add", "sub", "mul", "div", "true_divide", "pow", "floor_divide", "re
            "minimum", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor"]
 _OTHER = ["sum", "mean", "var", "std", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "all",
           "any", "logsumexp", "clamp", "reshape", "permute", "transpose", "swapaxes", "split", "chunk",
-          "unbind", "select", "narrow", "index_select", "expand"]
+          "unbind", "select", "narrow", "index_select", "expand", "matmul", "bmm", "addmm"]
 
 
 def _forward(name):

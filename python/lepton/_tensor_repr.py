@@ -10,7 +10,7 @@ _DTYPE = _C.dtype
 
 def _repr(self):
     dt = self.dtype
-    host = self.cpu()
+    host = self.detach().cpu()
     if dt in (_DTYPE.bfloat16, _DTYPE.float16):
         host = host.to(_DTYPE.float32)
     arr = host.numpy()
@@ -23,6 +23,10 @@ def _repr(self):
         extras.append(f"dtype={dt!r}")
     if self.numel() == 0 and self.ndim != 1:
         extras.append(f"size={self.shape}")
+    if self.grad_fn is not None:
+        extras.append(f"grad_fn={self.grad_fn!r}")
+    elif self.requires_grad:
+        extras.append("requires_grad=True")
     return "tensor(" + body + "".join(", " + e for e in extras) + ")"
 
 

@@ -12,12 +12,17 @@ namespace lepton {
 
 using Shape = std::vector<int64_t>;
 
+namespace autograd {
+struct AutogradMeta;
+}
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   Shape shape;
   Shape strides;  // in elements
   int64_t offset = 0;  // in elements
   DType dtype = DType::Float32;
+  std::shared_ptr<autograd::AutogradMeta> autograd;  // null until the tensor takes part in autograd
 };
 
 class Tensor {
@@ -51,6 +56,8 @@ class Tensor {
   T* data() const { return static_cast<T*>(data_ptr()); }
   TensorImpl* impl() const { return impl_.get(); }
   bool same_storage(const Tensor& o) const { return impl_->storage == o.impl_->storage; }
+  // Another tensor over the same memory without autograd history.
+  Tensor alias() const { return view_of(impl_->storage, impl_->shape, impl_->strides, impl_->offset, impl_->dtype); }
   void bump_version() const { ++impl_->storage->version; }
 
  private:

@@ -16,6 +16,8 @@ struct KernelSet {
   ReduceFn reduce[kNumDTypes] = {};
   RandomFn random[kNumDTypes] = {};
   RowsFn rows = nullptr;
+  GemmFn gemm[kNumDTypes] = {};            // packed, register-blocked
+  GemmFn gemm_reference[kNumDTypes] = {};  // naive triple loop, for tests (LEPTON_GEMM=reference)
 };
 
 #define LEPTON_DECLARE_ISA(isa)                      \
@@ -24,6 +26,7 @@ struct KernelSet {
   void fill_copy(KernelSet& set);                    \
   void fill_reduce(KernelSet& set);                  \
   void fill_random(KernelSet& set);                  \
+  void fill_gemm(KernelSet& set);                    \
   }
 LEPTON_DECLARE_ISA(scalar)
 LEPTON_DECLARE_ISA(avx2)

@@ -1,8 +1,8 @@
 // Copies: broadcasting, casting and cross-device copy_, fills, contiguous/clone/to, cat/stack.
 #include "lepton/core/cuda_backend.h"
 #include "lepton/core/error.h"
+#include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
-#include "lepton/ops/ops.h"
 
 namespace lepton::ops {
 
@@ -19,6 +19,9 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
 }  // namespace
 
 void copy_(const Tensor& dst, const Tensor& src) {
+  autograd::check_inplace(dst, "copy_");
+  LEPTON_CHECK(!autograd::needs_grad({&src}), NotImplemented,
+               "copy_: copying from a tensor that requires grad is not differentiable yet; use an out-of-place op");
   Shape b = broadcast_shapes(src.shape(), dst.shape(), "copy_");
   LEPTON_CHECK(b == dst.shape(), Value, "copy_: source of shape ", shape_str(src.shape()),
                " cannot be broadcast to destination of shape ", shape_str(dst.shape()));
@@ -50,6 +53,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
 }
 
 void fill_(const Tensor& dst, Scalar value) {
+  autograd::check_inplace(dst, "fill_");
   dst.bump_version();
   if (dst.numel() == 0) return;
   use_device(dst.device());
@@ -65,6 +69,10 @@ Tensor contiguous(const Tensor& t) {
 Tensor clone(const Tensor& t) {
   Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
   if (t.numel() > 0) copy_same_device(out, t);
+  if (autograd::needs_grad({&t}))
+    autograd::record("clone_backward", {&t}, {&out}, [](const autograd::Node&, autograd::TensorList& g) {
+      return autograd::TensorList{g[0]};
+    });
   return out;
 }
 
@@ -73,7 +81,17 @@ Tensor to(const Tensor& t, std::optional<Device> device, std::optional<DType> dt
   DType dt = dtype.value_or(t.dtype());
   if (dev == t.device() && dt == t.dtype() && !copy) return t;
   Tensor out = Tensor::empty(t.shape(), dt, dev);
-  copy_(out, t);
+  {
+    autograd::NoGradGuard no_grad;
+    copy_(out, t);
+  }
+  if (autograd::needs_grad({&t})) {
+    const Device in_dev = t.device();
+    const DType in_dt = t.dtype();
+    autograd::record("to_backward", {&t}, {&out}, [in_dev, in_dt](const autograd::Node&, autograd::TensorList& g) {
+      return autograd::TensorList{to(g[0], in_dev, in_dt, false)};
+    });
+  }
   return out;
 }
 
@@ -100,11 +118,25 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   }
   shape[d] = total;
   Tensor out = Tensor::empty(shape, dtype, first.device());
-  int64_t at = 0;
-  for (const Tensor& t : tensors) {
-    int64_t n = t.shape()[d];
-    if (n > 0) copy_(slice(out, d, at, at + n, 1), t);
-    at += n;
+  Dims sizes;
+  {
+    autograd::NoGradGuard no_grad;
+    int64_t at = 0;
+    for (const Tensor& t : tensors) {
+      int64_t n = t.shape()[d];
+      if (n > 0) copy_(slice(out, d, at, at + n, 1), t);
+      sizes.push_back(n);
+      at += n;
+    }
+  }
+  if (autograd::needs_grad(tensors)) {
+    std::vector<DType> dtypes;
+    for (const Tensor& t : tensors) dtypes.push_back(t.dtype());
+    autograd::record("cat_backward", tensors, {out}, [sizes, d, dtypes](const autograd::Node&, autograd::TensorList& g) {
+      autograd::TensorList parts = split(g[0], sizes, d);
+      for (size_t i = 0; i < parts.size(); ++i) parts[i] = to(parts[i], std::nullopt, dtypes[i], false);
+      return parts;
+    });
   }
   return out;
 }

@@ -4,8 +4,8 @@
 #include <limits>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
-#include "lepton/ops/ops.h"
 
 namespace lepton::ops {
 
@@ -65,8 +65,23 @@ Tensor binary_impl(BinaryOp op, const Tensor& a, const Tensor& b, DType promoted
   const DType dt = binary_compute_dtype(op, promoted);
   check_binary_dtypes(op, dt);
   Tensor out = Tensor::empty(broadcast_shapes(a.shape(), b.shape(), binary_name(op)), dt, a.device());
-  if (out.numel() > 0) run_binary(op, out, cast(a, dt), cast(b, dt));
+  Tensor ca = cast(a, dt), cb = cast(b, dt);
+  if (out.numel() > 0) run_binary(op, out, ca, cb);
+  if (autograd::needs_grad({&ca, &cb})) record_binary(op, ca, cb, out);
   return out;
+}
+
+// An in-place op that autograd must follow: computed out of place on a snapshot of `t` (the
+// backward may need its old value), then written back, with `t` taking over the history.
+template <class F>
+void inplace_with_grad(const Tensor& t, const char* op, F compute) {
+  autograd::check_inplace(t, op);
+  Tensor result = compute(clone(t));
+  {
+    autograd::NoGradGuard no_grad;
+    copy_(t, result);
+  }
+  autograd::take_history(t, result);
 }
 
 void binary_inplace_impl(BinaryOp op, const Tensor& a, const Tensor& b, DType promoted) {
@@ -80,6 +95,8 @@ void binary_inplace_impl(BinaryOp op, const Tensor& a, const Tensor& b, DType pr
   LEPTON_CHECK(shape == a.shape(), Value, name, "_: output with shape ", shape_str(a.shape()),
                " doesn't match the broadcast shape ", shape_str(shape));
   check_binary_dtypes(op, dt);
+  if (autograd::needs_grad({&a, &b}))
+    return inplace_with_grad(a, name, [&](const Tensor& snapshot) { return binary_impl(op, snapshot, b, promoted); });
   a.bump_version();
   if (a.numel() == 0) return;
   if (dt == a.dtype()) {
@@ -141,6 +158,7 @@ Tensor unary(UnaryOp op, const Tensor& x) {
   if (rounding(op) && !is_floating(in.dtype())) return clone(in);
   Tensor out = Tensor::empty(in.shape(), in.dtype(), in.device());
   if (out.numel() > 0) run_unary(op, out, in, 0, 0);
+  if (autograd::needs_grad({&in})) record_unary(op, in, out, 0, 0);
   return out;
 }
 
@@ -149,6 +167,8 @@ void unary_(UnaryOp op, const Tensor& x) {
   LEPTON_CHECK(!float_only(op) || is_floating(x.dtype()) || rounding(op), Type, unary_name(op),
                "_: result type float32 can't be cast to the desired output type ", dtype_name(x.dtype()));
   unary_input(op, x);
+  if (autograd::needs_grad({&x}))
+    return inplace_with_grad(x, unary_name(op), [&](const Tensor& snapshot) { return unary(op, snapshot); });
   x.bump_version();
   if (x.numel() > 0 && !(rounding(op) && !is_floating(x.dtype()))) run_unary(op, x, x, 0, 0);
 }
@@ -160,12 +180,15 @@ Tensor clamp(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi
   auto [l, h] = clamp_bounds(in.dtype(), lo, hi);
   Tensor out = Tensor::empty(in.shape(), in.dtype(), in.device());
   if (out.numel() > 0) run_unary(UnaryOp::Clamp, out, in, l, h);
+  if (autograd::needs_grad({&in})) record_unary(UnaryOp::Clamp, in, out, l, h);
   return out;
 }
 
 void clamp_(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi) {
   LEPTON_CHECK(x.dtype() != DType::Bool, Type, "clamp_: not supported for bool tensors");
   check_writable(x, "clamp_");
+  if (autograd::needs_grad({&x}))
+    return inplace_with_grad(x, "clamp_", [&](const Tensor& snapshot) { return clamp(snapshot, lo, hi); });
   auto [l, h] = clamp_bounds(x.dtype(), lo, hi);
   x.bump_version();
   if (x.numel() > 0) run_unary(UnaryOp::Clamp, x, x, l, h);
@@ -216,6 +239,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   use_device(out.device());
   StridedIter it = make_iter(out, {&cond, &ca, &cb});
   where_kernels.get(out.device().type, dt, "where")(it);
+  if (autograd::needs_grad({&ca, &cb})) record_where(cond, ca, cb, out);
   return out;
 }
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
-#include "lepton/ops/ops.h"
 
 namespace lepton::ops {
 
@@ -157,6 +157,9 @@ Shape dense_shape(const Tensor& view, const Gather& g) {
 Tensor index(const Tensor& t, const std::vector<IndexItem>& items) {
   Advanced adv = decompose(t, items);
   if (adv.dims.empty()) return adv.view;
+  LEPTON_CHECK(!autograd::needs_grad({&t}), NotImplemented,
+               "indexing with integer or boolean tensors is not differentiable yet (the tensor requires grad); "
+               "use basic indexing or detach()");
   Gather g = plan_gather(adv);
   Tensor dense = Tensor::empty(dense_shape(adv.view, g), t.dtype(), t.device());
   if (dense.numel() > 0) {
@@ -169,6 +172,10 @@ Tensor index(const Tensor& t, const std::vector<IndexItem>& items) {
 }
 
 void index_put_(const Tensor& t, const std::vector<IndexItem>& items, const Tensor& value) {
+  autograd::check_inplace(t, "index_put_");
+  LEPTON_CHECK(!autograd::needs_grad({&value, &t}), NotImplemented,
+               "assigning into a tensor with [] is not differentiable yet; build the result out of place");
+  autograd::NoGradGuard no_grad;  // the view and copy below are plain data movement
   Advanced adv = decompose(t, items);
   if (adv.dims.empty()) {
     copy_(adv.view, value);

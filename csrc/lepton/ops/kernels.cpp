@@ -13,5 +13,6 @@ KernelTable<FillFn> fill_kernels("fill");
 KernelTable<ReduceFn> reduce_kernels("reduce");
 KernelTable<RandomFn> random_kernels("random");
 KernelTable<RowsFn> rows_kernels("rows");
+KernelTable<GemmFn> gemm_kernels("gemm");
 
 }  // namespace lepton

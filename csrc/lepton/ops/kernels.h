@@ -70,6 +70,30 @@ struct RowsArgs {
   int64_t row_numel;
 };
 
+enum class Activation : uint8_t { None, Relu, Gelu };  // Gelu: the exact (erf) form
+
+// Batched GEMM with a fused epilogue, for every batch index b < batch:
+//   C_b = act(alpha * A_b · B_b + beta * C_b + bias)
+// A_b is M×K with element (i, k) at a + b*a_bs + i*a_rs + k*a_cs; B_b is K×N with (k, j) at
+// b + b*b_bs + k*b_rs + j*b_cs; C_b is M×N with (i, j) at c + b*c_bs + i*c_rs + j (unit column
+// stride). All strides count elements of the dtype; op(A) = Aᵀ is the same matrix with a_rs and
+// a_cs swapped, so every transpose combination reaches the kernel without a copy. A batch
+// stride of 0 broadcasts that operand (never C's: C_b must not overlap). beta == 0 makes C
+// write-only (NaNs already in it don't propagate). bias, when set, holds N contiguous values
+// added to every row (the Linear layer's bias) before the activation. K == 0 gives
+// act(beta * C + bias). Pointers are host or device memory, matching the table's device.
+struct GemmArgs {
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* c = nullptr;
+  const void* bias = nullptr;
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  int64_t a_rs = 0, a_cs = 0, b_rs = 0, b_cs = 0, c_rs = 0;
+  int64_t a_bs = 0, b_bs = 0, c_bs = 0;
+  double alpha = 1, beta = 0;
+  Activation act = Activation::None;
+};
+
 using UnaryFn = void (*)(UnaryOp op, const StridedIter& it, double p0, double p1);
 using BinaryFn = void (*)(BinaryOp op, const StridedIter& it);
 using CompareFn = void (*)(CompareOp op, const StridedIter& it);  // output bool
@@ -79,6 +103,7 @@ using FillFn = void (*)(const StridedIter& it, Scalar value);
 using ReduceFn = void (*)(ReduceOp op, const ReduceArgs& args);   // keyed by input dtype
 using RandomFn = void (*)(const RandomArgs& args);
 using RowsFn = void (*)(const RowsArgs& args, size_t itemsize, bool scatter);
+using GemmFn = void (*)(const GemmArgs& args);                    // keyed by dtype (all operands)
 
 extern KernelTable<UnaryFn> unary_kernels;
 extern KernelTable<BinaryFn> binary_kernels;
@@ -89,5 +114,6 @@ extern KernelTable<FillFn> fill_kernels;
 extern KernelTable<ReduceFn> reduce_kernels;
 extern KernelTable<RandomFn> random_kernels;
 extern KernelTable<RowsFn> rows_kernels;
+extern KernelTable<GemmFn> gemm_kernels;
 
 }  // namespace lepton

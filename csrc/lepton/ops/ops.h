@@ -87,4 +87,11 @@ void index_put_(const Tensor& t, const std::vector<IndexItem>& items, const Tens
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index);
 Tensor nonzero(const Tensor& t);  // [n, ndim] int64
 
+// ---- matrix products (matmul.cpp), torch semantics
+Tensor matmul(const Tensor& a, const Tensor& b);  // 1-D promotion, broadcast batch dims
+Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias,
+              Activation act = Activation::None);  // act(x · weightᵀ + bias), weight [out, in]
+Tensor bmm(const Tensor& a, const Tensor& b);     // [B, M, K] · [B, K, N]
+Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta, double alpha);
+
 }  // namespace lepton::ops

@@ -2,6 +2,7 @@
 // counters [offset, offset + n), so CPU and CUDA tensors drawn in the same order match.
 #include <mutex>
 
+#include "lepton/autograd/record.h"
 #include "lepton/core/error.h"
 #include "lepton/ops/iter.h"
 #include "lepton/ops/ops.h"
@@ -38,6 +39,7 @@ void set_rng_state(uint64_t seed, uint64_t offset) {
 }
 
 void random_(const Tensor& t, RandomDist dist, double a, double b) {
+  autograd::check_inplace(t, "random_");
   const char* name = dist == RandomDist::Uniform ? "uniform_" : dist == RandomDist::Normal ? "normal_" : "random_";
   if (dist == RandomDist::Integer) {
     LEPTON_CHECK(t.dtype() != DType::Bool, Type, name, ": bool tensors are not supported");

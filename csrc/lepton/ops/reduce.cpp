@@ -4,8 +4,8 @@
 #include <cmath>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
-#include "lepton/ops/ops.h"
 
 namespace lepton::ops {
 
@@ -95,13 +95,53 @@ Tensor run_reduce(ReduceOp op, const Plan& p, DType out_dtype, Tensor* index) {
 
 }  // namespace
 
+namespace {
+
+// A reduced gradient (or result) brought back to the input's shape.
+Tensor expand_back(const Tensor& g, const Shape& in, const std::vector<bool>& mask, bool keepdim) {
+  Tensor r = g;
+  if (!keepdim)
+    for (size_t d = 0; d < mask.size(); ++d)
+      if (mask[d]) r = unsqueeze(r, int64_t(d));
+  return expand(r, in);
+}
+
+void record_reduce(ReduceOp op, const Tensor& x, const Tensor& out, const Dims& dims, bool keepdim) {
+  std::vector<bool> mask = reduced_mask(x, dims, reduce_name(op));
+  autograd::SavedTensor sx(x, false), so(out, true);
+  const Shape in = x.shape();
+  autograd::record((std::string(reduce_name(op)) + "_backward").c_str(), {&x}, {&out},
+                   [op, sx, so, in, mask, keepdim](const autograd::Node& self, autograd::TensorList& g) {
+    Tensor ge = expand_back(g[0], in, mask, keepdim);
+    if (op == ReduceOp::Sum) return autograd::TensorList{ge};
+    const Tensor xs = sx.unpack(self), out = expand_back(so.unpack(self), in, mask, keepdim);
+    if (op == ReduceOp::Prod) return autograd::TensorList{binary(BinaryOp::Div, binary(BinaryOp::Mul, ge, out), xs)};
+    // max/min: the gradient is shared evenly by the elements that attain the extreme
+    Tensor hit = to(compare(CompareOp::Eq, xs, out), std::nullopt, xs.dtype(), false);
+    Dims reduced;
+    for (size_t d = 0; d < mask.size(); ++d)
+      if (mask[d]) reduced.push_back(int64_t(d));
+    Tensor count = expand(reduce(ReduceOp::Sum, hit, reduced, true), in);
+    return autograd::TensorList{binary(BinaryOp::Div, binary(BinaryOp::Mul, ge, hit), count)};
+  });
+}
+
+}  // namespace
+
 Tensor reduce(ReduceOp op, const Tensor& x, const Dims& dims, bool keepdim) {
   const char* name = reduce_name(op);
-  Plan p = make_plan(x, dims, keepdim, name);
-  if (op == ReduceOp::Max || op == ReduceOp::Min)
-    LEPTON_CHECK(p.reduce > 0, Value, name, "(): cannot reduce over an empty dimension (input shape ",
-                 shape_str(x.shape()), "); specify a non-empty dim");
-  return run_reduce(op, p, reduce_out_dtype(op, x.dtype()), nullptr);
+  Tensor out;
+  {
+    autograd::NoGradGuard no_grad;  // the layout copies below are not part of the graph
+    Plan p = make_plan(x, dims, keepdim, name);
+    if (op == ReduceOp::Max || op == ReduceOp::Min)
+      LEPTON_CHECK(p.reduce > 0, Value, name, "(): cannot reduce over an empty dimension (input shape ",
+                   shape_str(x.shape()), "); specify a non-empty dim");
+    out = run_reduce(op, p, reduce_out_dtype(op, x.dtype()), nullptr);
+  }
+  if (op != ReduceOp::All && op != ReduceOp::Any && is_floating(x.dtype()) && autograd::needs_grad({&x}))
+    record_reduce(op, x, out, dims, keepdim);
+  return out;
 }
 
 namespace {
@@ -137,10 +177,15 @@ Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
     Tensor s = reduce(ReduceOp::Sum, xf, dims, keepdim);
     return unary(UnaryOp::Log, s);  // log(0) = -inf, as in PyTorch
   }
-  Tensor m = reduce(ReduceOp::Max, xf, dims, true);
-  // An infinite max would turn x - m into NaN; shift by 0 there instead.
-  Tensor finite = compare(CompareOp::Eq, unary(UnaryOp::Abs, m), Scalar::from_float(INFINITY));
-  Tensor shift = where(finite, scalar_tensor(Scalar::from_float(0), m.dtype(), m.device()), m);
+  Tensor shift;
+  {
+    // A constant shift (its gradient contributions cancel exactly); an infinite max would turn
+    // x - m into NaN, so shift by 0 there instead.
+    autograd::NoGradGuard no_grad;
+    Tensor m = reduce(ReduceOp::Max, xf, dims, true);
+    Tensor infinite = compare(CompareOp::Eq, unary(UnaryOp::Abs, m), Scalar::from_float(INFINITY));
+    shift = where(infinite, scalar_tensor(Scalar::from_float(0), m.dtype(), m.device()), m);
+  }
   Tensor s = reduce(ReduceOp::Sum, unary(UnaryOp::Exp, binary(BinaryOp::Sub, xf, shift)), dims, true);
   Tensor r = binary(BinaryOp::Add, unary(UnaryOp::Log, s), shift);
   if (keepdim) return r;
@@ -156,9 +201,33 @@ std::pair<Tensor, Tensor> extreme_with_index(const Tensor& x, int64_t dim, bool 
   const int64_t d = wrap_dim(dim, x.dim(), name);
   LEPTON_CHECK(x.dim() == 0 || x.shape()[d] > 0, Index, name, "(): cannot reduce over dimension ", d,
                " of size 0 (input shape ", shape_str(x.shape()), ")");
-  Plan p = make_plan(x, {d}, keepdim, name);
-  Tensor index = Tensor::empty(p.out_shape, DType::Int64, x.device());
-  Tensor values = run_reduce(is_max ? ReduceOp::Max : ReduceOp::Min, p, x.dtype(), &index);
+  Tensor index, values;
+  {
+    autograd::NoGradGuard no_grad;
+    Plan p = make_plan(x, {d}, keepdim, name);
+    index = Tensor::empty(p.out_shape, DType::Int64, x.device());
+    values = run_reduce(is_max ? ReduceOp::Max : ReduceOp::Min, p, x.dtype(), &index);
+  }
+  if (is_floating(x.dtype()) && autograd::needs_grad({&x})) {
+    autograd::SavedTensor si(index, false);
+    const Shape in = x.shape();
+    const int64_t dd = x.dim() == 0 ? 0 : d;
+    autograd::record(is_max ? "max_backward" : "min_backward", {&x}, {&values},
+                     [si, in, dd, keepdim](const autograd::Node& self, autograd::TensorList& g) {
+      if (in.empty()) return autograd::TensorList{g[0]};
+      Tensor idx = si.unpack(self), gv = g[0];
+      if (!keepdim) {
+        idx = unsqueeze(idx, dd);
+        gv = unsqueeze(gv, dd);
+      }
+      // one-hot of the chosen positions along dd
+      Shape pos_shape(in.size(), 1);
+      pos_shape[dd] = in[dd];
+      Tensor pos = reshape(arange(0, double(in[dd]), 1, DType::Int64, gv.device()), pos_shape);
+      Tensor onehot = to(compare(CompareOp::Eq, pos, idx), std::nullopt, gv.dtype(), false);
+      return autograd::TensorList{binary(BinaryOp::Mul, gv, onehot)};
+    });
+  }
   return {values, index};
 }
 

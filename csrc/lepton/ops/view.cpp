@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "lepton/core/error.h"
-#include "lepton/ops/ops.h"
+#include "lepton/ops/grad.h"
 
 namespace lepton::ops {
 
@@ -11,6 +11,26 @@ namespace {
 
 Tensor make_view(const Tensor& t, Shape shape, Shape strides, int64_t offset) {
   return Tensor::view_of(t.storage(), std::move(shape), std::move(strides), offset, t.dtype());
+}
+
+// Records `out` (computed from `t`) for autograd: `backward` maps out's gradient to t's.
+template <class F>
+Tensor recorded(const char* name, const Tensor& t, Tensor out, F backward) {
+  if (autograd::needs_grad({&t})) {
+    autograd::record(name, {&t}, {&out}, [backward](const autograd::Node&, autograd::TensorList& g) {
+      return autograd::TensorList{backward(g[0])};
+    });
+    if (out.same_storage(t)) autograd::mark_view(out);
+  }
+  return out;
+}
+
+// Gradient of a strided window of a tensor of shape `in`: zeros with g written into the window.
+template <class Window>
+Tensor scatter_window(const Tensor& g, const Shape& in, Window window) {
+  Tensor z = full(in, Scalar::from_int(0), g.dtype(), g.device());
+  copy_(window(z), g);
+  return z;
 }
 
 // Resolves one -1 and checks the element count.
@@ -71,14 +91,22 @@ Tensor view(const Tensor& t, Shape requested) {
   LEPTON_CHECK(strides.has_value(), Value, "view: shape ", shape_str(shape),
                " is not compatible with the input's size and stride (", shape_str(t.shape()), ", ",
                shape_str(t.strides()), "); use reshape(...) instead");
-  return make_view(t, shape, *strides, t.offset());
+  const Shape in = t.shape();
+  return recorded("view_backward", t, make_view(t, shape, *strides, t.offset()),
+                  [in](const Tensor& g) { return reshape(g, in); });
 }
 
 Tensor reshape(const Tensor& t, Shape requested) {
   Shape shape = infer_shape(requested, t.numel(), "reshape");
-  if (auto strides = view_strides(t.shape(), t.strides(), shape)) return make_view(t, shape, *strides, t.offset());
-  Tensor c = clone(t);
-  return make_view(c, shape, contiguous_strides(shape), 0);
+  Tensor out;
+  if (auto strides = view_strides(t.shape(), t.strides(), shape)) {
+    out = make_view(t, shape, *strides, t.offset());
+  } else {
+    autograd::NoGradGuard no_grad;
+    out = make_view(clone(t), shape, contiguous_strides(shape), 0);
+  }
+  const Shape in = t.shape();
+  return recorded("reshape_backward", t, out, [in](const Tensor& g) { return reshape(g, in); });
 }
 
 Tensor permute(const Tensor& t, Dims dims) {
@@ -93,7 +121,10 @@ Tensor permute(const Tensor& t, Dims dims) {
     shape[i] = t.shape()[d];
     strides[i] = t.strides()[d];
   }
-  return make_view(t, shape, strides, t.offset());
+  Dims inverse(n);
+  for (int64_t i = 0; i < n; ++i) inverse[wrap_dim(dims[i], n, "permute")] = i;
+  return recorded("permute_backward", t, make_view(t, shape, strides, t.offset()),
+                  [inverse](const Tensor& g) { return permute(g, inverse); });
 }
 
 Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
@@ -102,7 +133,8 @@ Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
   Shape shape = t.shape(), strides = t.strides();
   std::swap(shape[a], shape[b]);
   std::swap(strides[a], strides[b]);
-  return make_view(t, shape, strides, t.offset());
+  return recorded("transpose_backward", t, make_view(t, shape, strides, t.offset()),
+                  [a, b](const Tensor& g) { return transpose(g, a, b); });
 }
 
 Tensor expand(const Tensor& t, const Shape& requested) {
@@ -129,7 +161,9 @@ Tensor expand(const Tensor& t, const Shape& requested) {
       strides[i] = 0;
     }
   }
-  return make_view(t, shape, strides, t.offset());
+  const Shape in = t.shape();
+  return recorded("expand_backward", t, make_view(t, shape, strides, t.offset()),
+                  [in](const Tensor& g) { return sum_to(g, in); });
 }
 
 Tensor squeeze(const Tensor& t, std::optional<Dims> dims) {
@@ -148,7 +182,9 @@ Tensor squeeze(const Tensor& t, std::optional<Dims> dims) {
       shape.push_back(t.shape()[d]);
       strides.push_back(t.strides()[d]);
     }
-  return make_view(t, shape, strides, t.offset());
+  const Shape in = t.shape();
+  return recorded("squeeze_backward", t, make_view(t, shape, strides, t.offset()),
+                  [in](const Tensor& g) { return reshape(g, in); });
 }
 
 Tensor unsqueeze(const Tensor& t, int64_t dim) {
@@ -157,7 +193,8 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
   int64_t stride = d < t.dim() ? t.strides()[d] * t.shape()[d] : 1;
   shape.insert(shape.begin() + d, 1);
   strides.insert(strides.begin() + d, stride);
-  return make_view(t, shape, strides, t.offset());
+  return recorded("unsqueeze_backward", t, make_view(t, shape, strides, t.offset()),
+                  [d](const Tensor& g) { return squeeze(g, Dims{d}); });
 }
 
 Tensor flatten(const Tensor& t, int64_t start, int64_t end) {
@@ -186,7 +223,11 @@ Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start, std::op
   Shape shape = t.shape(), strides = t.strides();
   shape[d] = len;
   strides[d] *= step;
-  return make_view(t, shape, strides, t.offset() + (len > 0 ? b * t.strides()[d] : 0));
+  const Shape in = t.shape();
+  return recorded("slice_backward", t, make_view(t, shape, strides, t.offset() + (len > 0 ? b * t.strides()[d] : 0)),
+                  [in, d, b, e, step](const Tensor& g) {
+                    return scatter_window(g, in, [&](const Tensor& z) { return slice(z, d, b, e, step); });
+                  });
 }
 
 Tensor select(const Tensor& t, int64_t dim, int64_t index) {
@@ -199,10 +240,15 @@ Tensor select(const Tensor& t, int64_t dim, int64_t index) {
   Shape shape = t.shape(), strides = t.strides();
   shape.erase(shape.begin() + d);
   strides.erase(strides.begin() + d);
-  return make_view(t, shape, strides, t.offset() + index * t.strides()[d]);
+  const Shape in = t.shape();
+  return recorded("select_backward", t, make_view(t, shape, strides, t.offset() + index * t.strides()[d]),
+                  [in, d, index](const Tensor& g) {
+                    return scatter_window(g, in, [&](const Tensor& z) { return select(z, d, index); });
+                  });
 }
 
 Tensor as_strided(const Tensor& t, Shape shape, Shape strides, int64_t offset) {
+  LEPTON_CHECK(!autograd::needs_grad({&t}), NotImplemented, "as_strided: gradients through as_strided are not supported");
   return make_view(t, std::move(shape), std::move(strides), offset);
 }
 

@@ -1,0 +1,298 @@
+// Float32/float64 GEMM with a fused bias + activation epilogue (the contract is GemmArgs in
+// ops/kernels.h). BLIS-style: B is packed into kc×NR panels shared by the threads, A into MR×kc
+// panels per thread, and a register-blocked microkernel multiplies one A panel by one B panel
+// into an MR×NR tile that the epilogue adds into C. Threads split each block of C into
+// (row block × column group) tasks, so small-M shapes still use every thread. The naive triple
+// loop gemm_reference stays beside it as the oracle for tests (LEPTON_GEMM=reference).
+#include <cstdlib>
+
+#include "lepton/cpu/kernels/common.h"
+#include "lepton/cpu/kernels/vecmath.h"
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace lepton::cpu::LEPTON_ISA {
+namespace {
+
+// ---- microkernels: tile[MR][NR] = A panel (kc×MR, k-major) · B panel (kc×NR, k-major)
+
+#if defined(__AVX2__)
+#if defined(__AVX512F__)
+struct Simd {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_load_ps(p); }
+  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(float* p, V v) { _mm512_store_ps(p, v); }
+};
+constexpr int kSimdMR = 14, kSimdNV = 2;  // 28 accumulators + 2 B vectors + 1 broadcast of 32 zmm
+#else
+struct Simd {
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, V v) { _mm256_store_ps(p, v); }
+};
+constexpr int kSimdMR = 6, kSimdNV = 2;  // 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm
+#endif
+
+// Float32 with intrinsics: MR rows × NV vectors, all accumulators in registers.
+template <int MR, int NV>
+struct SimdKernel {
+  using T = float;
+  static constexpr int kMR = MR, kNR = NV * Simd::kWidth;
+  static void run(int64_t kc, const float* a, const float* b, float* tile) {
+    typename Simd::V acc[MR][NV];
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[i][v] = Simd::zero();
+    for (int64_t k = 0; k < kc; ++k, a += MR, b += kNR) {
+      typename Simd::V bv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = Simd::load(b + v * Simd::kWidth);
+#pragma GCC unroll 32
+      for (int i = 0; i < MR; ++i) {
+        typename Simd::V av = Simd::bcast(a + i);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[i][v] = Simd::fma(av, bv[v], acc[i][v]);
+      }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) Simd::store(tile + i * kNR + v * Simd::kWidth, acc[i][v]);
+  }
+};
+using FloatKernel = SimdKernel<kSimdMR, kSimdNV>;
+#endif
+
+// Any dtype and ISA: the compiler vectorises the NR loop.
+template <class T_, int MR, int NR>
+struct GenericKernel {
+  using T = T_;
+  static constexpr int kMR = MR, kNR = NR;
+  static void run(int64_t kc, const T* a, const T* b, T* tile) {
+    T acc[MR][NR] = {};
+    for (int64_t k = 0; k < kc; ++k, a += MR, b += NR)
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i)
+#pragma omp simd
+        for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    std::memcpy(tile, acc, sizeof(acc));
+  }
+};
+#if !defined(__AVX2__)
+using FloatKernel = GenericKernel<float, 4, 16>;
+#endif
+using DoubleKernel = GenericKernel<double, 4, 16>;
+
+// ---- cache blocking: a kc×NR B panel stays in L1 while the MC×kc A block streams from L2.
+constexpr int64_t kKC = 256, kMC = 256, kNC = 4096;
+constexpr int64_t kSerialFlops = int64_t(1) << 18;  // below this a parallel region costs more than it saves
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A growable 64-byte-aligned scratch buffer; one per thread, kept between calls.
+struct Scratch {
+  void* p = nullptr;
+  size_t size = 0;
+  template <class T>
+  T* get(int64_t n) {
+    size_t want = (size_t(n) * sizeof(T) + 63) & ~size_t(63);
+    if (want > size) {
+      std::free(p);
+      p = std::aligned_alloc(64, want);
+      if (!p) throw std::bad_alloc();
+      size = want;
+    }
+    return static_cast<T*>(p);
+  }
+  ~Scratch() { std::free(p); }
+};
+thread_local Scratch tl_a, tl_b;
+
+// Packs the kc×nr block of a strided K×N source (rows k, columns j) into a k-major panel of
+// width W, zero-padding columns nr..W. Used for B (W = NR) and, with the strides swapped,
+// for A (W = MR). The loop order follows the source's unit stride.
+template <int W, class T>
+void pack_panel(const T* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, T* dst) {
+  if (cs == 1 && nr == W) {
+    for (int64_t k = 0; k < kc; ++k)
+#pragma omp simd
+      for (int j = 0; j < W; ++j) dst[k * W + j] = src[k * rs + j];
+    return;
+  }
+  if (nr < W)
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = nr; j < W; ++j) dst[k * W + j] = T(0);
+  if (rs == 1) {
+    for (int64_t j = 0; j < nr; ++j)
+      for (int64_t k = 0; k < kc; ++k) dst[k * W + j] = src[j * cs + k];
+  } else {
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t j = 0; j < nr; ++j) dst[k * W + j] = src[k * rs + j * cs];
+  }
+}
+
+template <class T>
+LEPTON_SIMD_INLINE T gelu(T x) {
+  if constexpr (std::is_same_v<T, float>) return vgelu(x);
+  else return 0.5 * x * (1.0 + std::erf(x * 0.70710678118654752440));
+}
+
+// The bias and activation, applied once a row of C holds its full sum.
+template <class T>
+void finish_row(T* c, int64_t n, const T* bias, Activation act) {
+  if (bias)
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) c[j] += bias[j];
+  if (act == Activation::Relu) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) c[j] = c[j] < T(0) ? T(0) : c[j];  // NaN stays NaN
+  } else if (act == Activation::Gelu) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) c[j] = gelu(c[j]);
+  }
+}
+
+template <class T>
+struct Epilogue {
+  T alpha, beta;
+  const T* bias;  // already offset to the batch's column 0, or null
+  Activation act;
+};
+
+// Adds an mr×nr tile (row stride W) into C: the first K block applies beta, the last the bias
+// and activation.
+template <int W, class T>
+void store_tile(const T* tile, int64_t mr, int64_t nr, T* c, int64_t c_rs, const Epilogue<T>& e,
+                const T* bias, bool first, bool last) {
+  for (int64_t i = 0; i < mr; ++i, tile += W, c += c_rs) {
+    if (!first) {
+#pragma omp simd
+      for (int64_t j = 0; j < nr; ++j) c[j] += e.alpha * tile[j];
+    } else if (e.beta == T(0)) {
+#pragma omp simd
+      for (int64_t j = 0; j < nr; ++j) c[j] = e.alpha * tile[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < nr; ++j) c[j] = e.alpha * tile[j] + e.beta * c[j];
+    }
+    if (last) finish_row(c, nr, bias, e.act);
+  }
+}
+
+// The block C[i0:i1, j0:j1] of one matrix, computed by one thread with its own packed panels
+// (threads own disjoint blocks, so they never wait for each other).
+template <class K, class T = typename K::T>
+void gemm_block(const GemmArgs& g, const T* A, const T* B, T* C, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  constexpr int MR = K::kMR, NR = K::kNR;
+  const int64_t M = i1 - i0, Kd = g.k;
+  const Epilogue<T> e{T(g.alpha), T(g.beta), static_cast<const T*>(g.bias), g.act};
+  const int64_t mblocks = ceil_div(M, kMC);
+  const int64_t mc = ceil_div(ceil_div(M, mblocks), MR) * MR;  // balanced row blocks
+  const int64_t kc_max = std::min(kKC, Kd);
+  T* abuf = tl_a.get<T>(mc * kc_max);
+  T* bbuf = tl_b.get<T>(kc_max * ceil_div(std::min(kNC, j1 - j0), NR) * NR);
+  alignas(64) T tile[MR * NR];
+  for (int64_t jc = j0; jc < j1; jc += kNC) {
+    const int64_t nc = std::min(kNC, j1 - jc);
+    for (int64_t pc = 0; pc < Kd; pc += kKC) {
+      const int64_t kc = std::min(kKC, Kd - pc);
+      const bool first = pc == 0, last = pc + kc == Kd;
+      for (int64_t jr = 0; jr < nc; jr += NR)
+        pack_panel<NR>(B + pc * g.b_rs + (jc + jr) * g.b_cs, g.b_rs, g.b_cs, kc, std::min<int64_t>(NR, nc - jr),
+                       bbuf + jr * kc);
+      for (int64_t ic = i0; ic < i1; ic += mc) {
+        const int64_t mcur = std::min(mc, i1 - ic);
+        for (int64_t ir = 0; ir < mcur; ir += MR)
+          pack_panel<MR>(A + (ic + ir) * g.a_rs + pc * g.a_cs, g.a_cs, g.a_rs, kc, std::min<int64_t>(MR, mcur - ir),
+                         abuf + ir * kc);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const T* bias = e.bias ? e.bias + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mcur; ir += MR) {
+            K::run(kc, abuf + ir * kc, bbuf + jr * kc, tile);
+            store_tile<NR>(tile, std::min<int64_t>(MR, mcur - ir), nr, C + (ic + ir) * g.c_rs + jc + jr, g.c_rs, e,
+                           bias, first, last);
+          }
+        }
+      }
+    }
+  }
+}
+
+// K == 0: C = act(beta * C + bias).
+template <class T>
+void gemm_empty_k(const GemmArgs& g) {
+  const T beta = T(g.beta);
+  for (int64_t b = 0; b < g.batch; ++b)
+    for (int64_t i = 0; i < g.m; ++i) {
+      T* c = static_cast<T*>(g.c) + b * g.c_bs + i * g.c_rs;
+      for (int64_t j = 0; j < g.n; ++j) c[j] = beta == T(0) ? T(0) : beta * c[j];
+      finish_row(c, g.n, static_cast<const T*>(g.bias), g.act);
+    }
+}
+
+template <class K>
+void gemm_fast(const GemmArgs& g) {
+  using T = typename K::T;
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  if (g.k == 0) return gemm_empty_k<T>(g);
+  const int64_t flops = 2 * g.m * g.n * g.k * g.batch;
+  const int nt = flops < kSerialFlops ? 1 : omp_get_max_threads();
+  // Each matrix is cut into `parts` blocks: along N in whole panels when there are enough of
+  // them (A is then packed once per part), else along M.
+  const int64_t parts = g.batch % nt == 0 || g.batch >= 4 * nt ? 1 : nt;
+  const int64_t npanels = ceil_div(g.n, K::kNR), mpanels = ceil_div(g.m, K::kMR);
+  const bool split_n = npanels >= parts || npanels >= mpanels;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t t = 0; t < g.batch * parts; ++t) {
+    const int64_t b = t / parts, p = t % parts;
+    int64_t i0 = 0, i1 = g.m, j0 = 0, j1 = g.n;
+    if (split_n) {
+      j0 = std::min(g.n, npanels * p / parts * K::kNR), j1 = std::min(g.n, npanels * (p + 1) / parts * K::kNR);
+    } else {
+      i0 = std::min(g.m, mpanels * p / parts * K::kMR), i1 = std::min(g.m, mpanels * (p + 1) / parts * K::kMR);
+    }
+    if (i0 < i1 && j0 < j1)
+      gemm_block<K>(g, static_cast<const T*>(g.a) + b * g.a_bs, static_cast<const T*>(g.b) + b * g.b_bs,
+                    static_cast<T*>(g.c) + b * g.c_bs, i0, i1, j0, j1);
+  }
+}
+
+template <class T>
+void gemm_reference(const GemmArgs& g) {
+  const T* bias = static_cast<const T*>(g.bias);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < g.batch; ++b)
+    for (int64_t i = 0; i < g.m; ++i) {
+      const T* a = static_cast<const T*>(g.a) + b * g.a_bs + i * g.a_rs;
+      T* c = static_cast<T*>(g.c) + b * g.c_bs + i * g.c_rs;
+      for (int64_t j = 0; j < g.n; ++j) {
+        const T* bj = static_cast<const T*>(g.b) + b * g.b_bs + j * g.b_cs;
+        double s = 0;
+        for (int64_t k = 0; k < g.k; ++k) s += double(a[k * g.a_cs]) * double(bj[k * g.b_rs]);
+        c[j] = T(g.alpha * s + (g.beta == 0 ? 0.0 : g.beta * double(c[j])));
+      }
+      finish_row(c, g.n, bias, g.act);
+    }
+}
+
+}  // namespace
+
+void fill_gemm(KernelSet& set) {
+  set.gemm[int(DType::Float32)] = &gemm_fast<FloatKernel>;
+  set.gemm[int(DType::Float64)] = &gemm_fast<DoubleKernel>;
+  set.gemm_reference[int(DType::Float32)] = &gemm_reference<float>;
+  set.gemm_reference[int(DType::Float64)] = &gemm_reference<double>;
+}
+
+}  // namespace lepton::cpu::LEPTON_ISA
