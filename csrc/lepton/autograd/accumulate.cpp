@@ -12,10 +12,13 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
     g = ops::to(g, leaf_.device(), leaf_.dtype(), false);
   AutogradMeta& m = ensure_meta(leaf_);
   if (!m.grad.defined()) {
-    // The same gradient tensor may also reach other leaves (add's backward passes it on
-    // twice): keep a private copy unless this is the only reference.
-    const bool shared = g.storage().use_count() > 1;
-    m.grad = shared && !grad_enabled() ? ops::clone(g) : g;
+    // Keep the incoming gradient only when nothing else sees it and it can be accumulated into
+    // in place: it may also reach other leaves (add's backward passes it on twice), be the
+    // caller's own tensor (clone's backward passes it through) or a broadcast view (sum's
+    // backward), and under create_graph it is copied in the graph, as torch does.
+    const bool private_dense = !grad_enabled() && g.use_count() == 1 && g.storage().use_count() == 1 &&
+                               g.is_contiguous();
+    m.grad = private_dense ? g : ops::clone(g);
   } else if (grad_enabled()) {  // create_graph: keep the sum differentiable
     m.grad = ops::binary(BinaryOp::Add, m.grad, g);
   } else {

@@ -66,6 +66,12 @@ void set_grad(const Tensor& t, const Tensor& g) {
 Edge gradient_edge(const Tensor& t) {
   AutogradMeta* m = meta(t);
   if (!m) return {};
+  // A view's history is fixed when it is taken, so an in-place op on its (non-leaf) base since
+  // then would leave it stale and its gradients silently wrong (torch rebuilds it; we refuse).
+  // A leaf base is only ever modified under no_grad, which changes no history.
+  LEPTON_CHECK(!m->grad_fn || !m->is_view || m->view_of_leaf || t.storage()->version == m->view_version,
+               NotImplemented, "a view whose base was modified by an in-place operation after the view was taken "
+               "can't be used by autograd yet; take the view after the in-place op");
   if (m->grad_fn) return {m->grad_fn, m->output_nr};
   if (!m->requires_grad) return {};
   std::shared_ptr<Node> acc = m->grad_accumulator.lock();

@@ -15,6 +15,8 @@ struct AutogradMeta {
   uint32_t output_nr = 0;               // which output of grad_fn this tensor is
   std::weak_ptr<Node> grad_accumulator; // leaves: the AccumulateGrad node, while the graph lives
   bool is_view = false;                 // a view of a tensor that required grad
+  bool view_of_leaf = false;            // views: the base (through any chain of views) is a leaf
+  uint64_t view_version = 0;            // views: the storage's version when the view was taken
   // (id, hook) pairs run after each accumulation into .grad; ids let a handle remove its hook
   std::vector<std::pair<int64_t, std::function<void(const Tensor&)>>> post_accumulate_hooks;
 };

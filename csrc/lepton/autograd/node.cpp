@@ -11,6 +11,25 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 Node::Node() : sequence_nr(g_next_sequence_nr++) {}
 
+// Dropping the last reference to a long chain would destroy it recursively, one stack frame per
+// node, and overflow the stack: the nodes this one alone keeps alive are released in a loop
+// instead, each first dropping its saved tensors (which may hold the same next nodes).
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> pending;
+  auto take = [&pending](std::vector<Edge>& edges) {
+    for (Edge& e : edges)
+      if (e.fn && e.fn.use_count() == 1) pending.push_back(std::move(e.fn));
+    edges.clear();
+  };
+  take(next_edges);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n->release();
+    take(n->next_edges);
+  }
+}
+
 SavedTensor::SavedTensor(const Tensor& t, bool is_output, uint32_t output_nr)
     : tensor_(is_output ? t.alias() : t), version_(t.storage()->version), is_output_(is_output), output_nr_(output_nr) {}
 

@@ -24,7 +24,7 @@ using TensorList = std::vector<Tensor>;
 class Node : public std::enable_shared_from_this<Node> {
  public:
   Node();
-  virtual ~Node() = default;
+  virtual ~Node();
   // grads[i] is the gradient of output i (undefined when no gradient reached it); returns one
   // gradient per next edge (undefined for inputs that get none).
   virtual TensorList apply(TensorList&& grads) = 0;

@@ -69,7 +69,13 @@ void record(const char* name, const TensorList& inputs, const TensorList& output
   record_impl(name, in, out, std::move(fn));
 }
 
-void mark_view(const Tensor& view) { ensure_meta(view).is_view = true; }
+void mark_view(const Tensor& view, const Tensor& base) {
+  AutogradMeta& m = ensure_meta(view);
+  const AutogradMeta* b = meta(base);
+  m.is_view = true;
+  m.view_of_leaf = is_leaf(base) || (b && b->is_view && b->view_of_leaf);
+  m.view_version = view.storage()->version;
+}
 
 void check_inplace(const Tensor& t, const char* op) {
   if (!grad_enabled()) return;

@@ -37,7 +37,7 @@ void record(const char* name, std::initializer_list<const Tensor*> inputs, std::
 void record(const char* name, const TensorList& inputs, const TensorList& outputs, BackwardFn fn);
 
 // Outputs that are views of an input requiring grad (in-place changes to them are refused).
-void mark_view(const Tensor& view);
+void mark_view(const Tensor& view, const Tensor& base);
 
 // Raises for in-place changes autograd cannot follow: leaves that require grad (outside
 // no_grad) and views of tensors that require grad.

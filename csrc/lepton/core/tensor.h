@@ -55,6 +55,8 @@ class Tensor {
   template <class T>
   T* data() const { return static_cast<T*>(data_ptr()); }
   TensorImpl* impl() const { return impl_.get(); }
+  // How many Tensor handles share this tensor (autograd keeps a gradient only if it alone has it).
+  long use_count() const { return impl_.use_count(); }
   bool same_storage(const Tensor& o) const { return impl_->storage == o.impl_->storage; }
   // Another tensor over the same memory without autograd history.
   Tensor alias() const { return view_of(impl_->storage, impl_->shape, impl_->strides, impl_->offset, impl_->dtype); }

@@ -25,14 +25,30 @@ Tensor mask(CompareOp op, const Tensor& a, double s, DType dtype) {
   return to(compare(op, a, Scalar::from_float(s)), std::nullopt, dtype, false);
 }
 
-// d out / d x for out = op(x), times g.
+// What a unary backward reads: like torch, ops whose derivative is a function of the result
+// keep only the result, so an in-place change of the input afterwards is no error.
+enum class Needs { Nothing, Input, Output };
+Needs unary_needs(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg: case UnaryOp::Sign: case UnaryOp::Floor: case UnaryOp::Ceil: case UnaryOp::Round:
+    case UnaryOp::LogicalNot:
+      return Needs::Nothing;
+    case UnaryOp::Relu: case UnaryOp::Exp: case UnaryOp::Sqrt: case UnaryOp::Rsqrt: case UnaryOp::Tanh:
+    case UnaryOp::Sigmoid: case UnaryOp::Reciprocal: case UnaryOp::Expm1:
+      return Needs::Output;
+    default:
+      return Needs::Input;
+  }
+}
+
+// d out / d x for out = op(x), times g (x or out undefined when unary_needs says so).
 Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& out, double p0, double p1) {
-  const DType dt = x.dtype();
+  const DType dt = g.dtype();
   switch (op) {
     case UnaryOp::Neg: return unary(UnaryOp::Neg, g);
     case UnaryOp::Abs: return mul(g, unary(UnaryOp::Sign, x));
     case UnaryOp::Square: return mul(g, mul(x, 2.0));
-    case UnaryOp::Relu: return mul(g, mask(CompareOp::Gt, x, 0.0, dt));
+    case UnaryOp::Relu: return mul(g, mask(CompareOp::Gt, out, 0.0, dt));
     case UnaryOp::Exp: return mul(g, out);
     case UnaryOp::Log: return div(g, x);
     case UnaryOp::Sqrt: return div(g, mul(out, 2.0));
@@ -69,7 +85,7 @@ Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& ou
       return mul(g, to(inside, std::nullopt, dt, false));
     }
     case UnaryOp::Sign: case UnaryOp::Floor: case UnaryOp::Ceil: case UnaryOp::Round: case UnaryOp::LogicalNot:
-      return full(x.shape(), Scalar::from_int(0), dt, x.device());
+      return full(g.shape(), Scalar::from_int(0), dt, g.device());
   }
   return Tensor();
 }
@@ -87,7 +103,10 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
 }
 
 void record_unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
-  SavedTensor sx(x, false), so(out, true);
+  const Needs needs = unary_needs(op);
+  SavedTensor sx, so;
+  if (needs == Needs::Input) sx = SavedTensor(x, false);
+  if (needs == Needs::Output) so = SavedTensor(out, true);
   autograd::record((std::string(unary_name(op)) + "_backward").c_str(), {&x}, {&out},
                    [op, sx, so, p0, p1](const Node& self, TensorList& g) -> TensorList {
                      return {unary_grad(op, g[0], sx.unpack(self), so.unpack(self), p0, p1)};
@@ -96,7 +115,16 @@ void record_unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, dou
 
 void record_binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   const bool need_a = autograd::requires_grad(a), need_b = autograd::requires_grad(b);
-  SavedTensor sa(a, false), sb(b, false), so(out, true);
+  // Save only what the formulas below read (add/sub nothing, mul the other operand...), as torch
+  // does, so that in-place changes to the rest are no error.
+  const bool linear = op == BinaryOp::Add || op == BinaryOp::Sub;
+  const bool by_b = op == BinaryOp::Mul || op == BinaryOp::Remainder;  // a is read only for b's gradient
+  const bool keep_a = by_b ? need_b : !linear && op != BinaryOp::Div;
+  const bool keep_b = op == BinaryOp::Mul ? need_a : op == BinaryOp::Remainder ? need_b : !linear;
+  SavedTensor sa, sb, so;
+  if (keep_a) sa = SavedTensor(a, false);
+  if (keep_b) sb = SavedTensor(b, false);
+  if ((op == BinaryOp::Div || op == BinaryOp::Pow) && need_b) so = SavedTensor(out, true);
   const Shape sha = a.shape(), shb = b.shape();
   autograd::record((std::string(binary_name(op)) + "_backward").c_str(), {&a, &b}, {&out},
                    [op, sa, sb, so, sha, shb, need_a, need_b](const Node& self, TensorList& grads) -> TensorList {

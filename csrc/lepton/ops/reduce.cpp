@@ -108,19 +108,36 @@ Tensor expand_back(const Tensor& g, const Shape& in, const std::vector<bool>& ma
 
 void record_reduce(ReduceOp op, const Tensor& x, const Tensor& out, const Dims& dims, bool keepdim) {
   std::vector<bool> mask = reduced_mask(x, dims, reduce_name(op));
-  autograd::SavedTensor sx(x, false), so(out, true);
+  // sum reads nothing, prod its input, max/min input and result
+  autograd::SavedTensor sx, so;
+  if (op != ReduceOp::Sum) sx = autograd::SavedTensor(x, false);
+  if (op == ReduceOp::Max || op == ReduceOp::Min) so = autograd::SavedTensor(out, true);
   const Shape in = x.shape();
   autograd::record((std::string(reduce_name(op)) + "_backward").c_str(), {&x}, {&out},
                    [op, sx, so, in, mask, keepdim](const autograd::Node& self, autograd::TensorList& g) {
     Tensor ge = expand_back(g[0], in, mask, keepdim);
     if (op == ReduceOp::Sum) return autograd::TensorList{ge};
-    const Tensor xs = sx.unpack(self), out = expand_back(so.unpack(self), in, mask, keepdim);
-    if (op == ReduceOp::Prod) return autograd::TensorList{binary(BinaryOp::Div, binary(BinaryOp::Mul, ge, out), xs)};
-    // max/min: the gradient is shared evenly by the elements that attain the extreme
-    Tensor hit = to(compare(CompareOp::Eq, xs, out), std::nullopt, xs.dtype(), false);
+    const Tensor xs = sx.unpack(self);
     Dims reduced;
     for (size_t d = 0; d < mask.size(); ++d)
       if (mask[d]) reduced.push_back(int64_t(d));
+    if (op == ReduceOp::Prod) {
+      // The product of the other elements, without dividing by x (which may be 0): the product
+      // of the nonzero elements, divided by x_i only where x_i != 0, and 0 where another
+      // element of the group is 0.
+      Tensor zero = compare(CompareOp::Eq, xs, Scalar::from_int(0));
+      Tensor nonzero = where(zero, scalar_tensor(Scalar::from_int(1), xs.dtype(), xs.device()), xs);
+      Tensor p = expand(reduce(ReduceOp::Prod, nonzero, reduced, true), in);
+      Tensor zf = to(zero, std::nullopt, xs.dtype(), false);
+      Tensor other_zeros = binary(BinaryOp::Sub, expand(reduce(ReduceOp::Sum, zf, reduced, true), in), zf);
+      Tensor others = where(zero, p, binary(BinaryOp::Div, p, nonzero));
+      others = where(compare(CompareOp::Eq, other_zeros, Scalar::from_int(0)), others,
+                     scalar_tensor(Scalar::from_int(0), xs.dtype(), xs.device()));
+      return autograd::TensorList{binary(BinaryOp::Mul, ge, others)};
+    }
+    // max/min: the gradient is shared evenly by the elements that attain the extreme
+    const Tensor out = expand_back(so.unpack(self), in, mask, keepdim);
+    Tensor hit = to(compare(CompareOp::Eq, xs, out), std::nullopt, xs.dtype(), false);
     Tensor count = expand(reduce(ReduceOp::Sum, hit, reduced, true), in);
     return autograd::TensorList{binary(BinaryOp::Div, binary(BinaryOp::Mul, ge, hit), count)};
   });

@@ -20,16 +20,25 @@ Tensor recorded(const char* name, const Tensor& t, Tensor out, F backward) {
     autograd::record(name, {&t}, {&out}, [backward](const autograd::Node&, autograd::TensorList& g) {
       return autograd::TensorList{backward(g[0])};
     });
-    if (out.same_storage(t)) autograd::mark_view(out);
+    if (out.same_storage(t)) autograd::mark_view(out, t);
   }
   return out;
 }
 
 // Gradient of a strided window of a tensor of shape `in`: zeros with g written into the window.
+// Under create_graph g requires grad and the write is recorded as its own op (copy_ from a
+// tensor requiring grad is refused): its gradient is the same window of the outer gradient.
 template <class Window>
 Tensor scatter_window(const Tensor& g, const Shape& in, Window window) {
   Tensor z = full(in, Scalar::from_int(0), g.dtype(), g.device());
-  copy_(window(z), g);
+  {
+    autograd::NoGradGuard no_grad;
+    copy_(window(z), g);
+  }
+  if (autograd::needs_grad({&g}))
+    autograd::record("scatter_window_backward", {&g}, {&z}, [window](const autograd::Node&, autograd::TensorList& gg) {
+      return autograd::TensorList{window(gg[0])};
+    });
   return z;
 }
 
@@ -226,7 +235,7 @@ Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start, std::op
   const Shape in = t.shape();
   return recorded("slice_backward", t, make_view(t, shape, strides, t.offset() + (len > 0 ? b * t.strides()[d] : 0)),
                   [in, d, b, e, step](const Tensor& g) {
-                    return scatter_window(g, in, [&](const Tensor& z) { return slice(z, d, b, e, step); });
+                    return scatter_window(g, in, [d, b, e, step](const Tensor& z) { return slice(z, d, b, e, step); });
                   });
 }
 
@@ -243,7 +252,7 @@ Tensor select(const Tensor& t, int64_t dim, int64_t index) {
   const Shape in = t.shape();
   return recorded("select_backward", t, make_view(t, shape, strides, t.offset() + index * t.strides()[d]),
                   [in, d, index](const Tensor& g) {
-                    return scatter_window(g, in, [&](const Tensor& z) { return select(z, d, index); });
+                    return scatter_window(g, in, [d, index](const Tensor& z) { return select(z, d, index); });
                   });
 }
 
