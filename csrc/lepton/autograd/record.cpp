@@ -33,7 +33,7 @@ void record_impl(const char* name, const Range& inputs, const std::vector<const 
   std::vector<OutputInfo> infos;
   for (const Tensor* o : outputs) infos.push_back({o->shape(), o->dtype(), o->device()});
   auto node = std::make_shared<RecordedNode>(name, std::move(infos), std::move(fn));
-  for (const Tensor* in : inputs) node->next_edges.push_back(gradient_edge(*in));
+  for (const Tensor* in : inputs) node->next_edges.push_back(in->defined() ? gradient_edge(*in) : Edge{});  // optional inputs
   for (size_t i = 0; i < outputs.size(); ++i) {
     AutogradMeta& m = ensure_meta(*outputs[i]);
     m.grad_fn = node;

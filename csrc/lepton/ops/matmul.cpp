@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "lepton/core/error.h"
-#include "lepton/ops/ops.h"
+#include "lepton/ops/grad.h"
 
 namespace lepton::ops {
 
@@ -112,7 +112,20 @@ Tensor matmul_impl(const Tensor& a0, const Tensor& b0, const Tensor* bias, Activ
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) { return matmul_impl(a, b, nullptr, Activation::None, "matmul"); }
+namespace {
+// The public products compute without recording their internal views, then record one node.
+template <class F>
+Tensor untracked(F compute) {
+  autograd::NoGradGuard no_grad;
+  return compute();
+}
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  Tensor out = untracked([&] { return matmul_impl(a, b, nullptr, Activation::None, "matmul"); });
+  if (autograd::needs_grad({&a, &b})) record_matmul(a, b, out, "matmul_backward");
+  return out;
+}
 
 Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, Activation act) {
   check_pair(x, weight, "linear", "input", "weight");
@@ -127,7 +140,12 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
     LEPTON_CHECK(bias->dim() == 1 && bias->size(0) == weight.size(0), Value, "linear: bias must have shape [",
                  weight.size(0), "] to match weight ", shape_str(weight.shape()), ", got ", shape_str(bias->shape()));
   }
-  return matmul_impl(x, transpose(weight, 0, 1), bias ? &*bias : nullptr, act, "linear");
+  const bool grad = autograd::needs_grad({&x, &weight, bias ? &*bias : &x});
+  // GELU's derivative needs the pre-activation: when training, apply it as its own op.
+  if (grad && act == Activation::Gelu) return unary(UnaryOp::Gelu, linear(x, weight, bias, Activation::None));
+  Tensor out = untracked([&] { return matmul_impl(x, transpose(weight, 0, 1), bias ? &*bias : nullptr, act, "linear"); });
+  if (grad) record_linear(x, weight, bias, act == Activation::Relu, out);
+  return out;
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
@@ -137,7 +155,9 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   LEPTON_CHECK(a.size(0) == b.size(0), Value, "bmm: batch sizes differ: ", shape_str(a.shape()), " and ",
                shape_str(b.shape()));
   if (a.size(2) != b.size(1)) shape_error(a, b, "bmm", a.size(2), b.size(1));
-  return matmul_impl(a, b, nullptr, Activation::None, "bmm");
+  Tensor out = untracked([&] { return matmul_impl(a, b, nullptr, Activation::None, "bmm"); });
+  if (autograd::needs_grad({&a, &b})) record_matmul(a, b, out, "bmm_backward");
+  return out;
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta, double alpha) {
@@ -147,8 +167,12 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta,
                " and ", shape_str(b.shape()));
   if (a.size(1) != b.size(0)) shape_error(a, b, "addmm", a.size(1), b.size(0));
   Tensor out = Tensor::empty({a.size(0), b.size(1)}, a.dtype(), a.device());
-  if (beta != 0) copy_(out, expand(input, out.shape()));  // errors name the shapes if input can't broadcast
-  if (out.numel() > 0) gemm_into(out, a, b, nullptr, Activation::None, alpha, beta, "addmm");
+  {
+    autograd::NoGradGuard no_grad;
+    if (beta != 0) copy_(out, expand(input, out.shape()));  // errors name the shapes if input can't broadcast
+    if (out.numel() > 0) gemm_into(out, a, b, nullptr, Activation::None, alpha, beta, "addmm");
+  }
+  if (autograd::needs_grad({&input, &a, &b})) record_addmm(input, a, b, beta, alpha, out);
   return out;
 }
 

@@ -5,6 +5,7 @@
 // (row block × column group) tasks, so small-M shapes still use every thread. The naive triple
 // loop gemm_reference stays beside it as the oracle for tests (LEPTON_GEMM=reference).
 #include <cstdlib>
+#include <new>
 
 #include "lepton/cpu/kernels/common.h"
 #include "lepton/cpu/kernels/vecmath.h"
@@ -27,6 +28,17 @@ struct Simd {
   static V bcast(const float* p) { return _mm512_set1_ps(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm512_store_ps(p, v); }
+  static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static void store_first(float* p, V v, int n) { _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v); }
+  // Exchanges the blocks of `s` lanes that a transpose swaps: a's odd blocks with b's even ones.
+  static void swap_blocks(V& a, V& b, int s) {
+    const __m512i p = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i x = _mm512_xor_si512(p, _mm512_set1_epi32(s)), off = _mm512_set1_epi32(16);
+    const __mmask16 odd = _mm512_test_epi32_mask(p, _mm512_set1_epi32(s));
+    V a2 = _mm512_permutex2var_ps(a, _mm512_mask_blend_epi32(odd, p, _mm512_add_epi32(x, off)), b);
+    b = _mm512_permutex2var_ps(a, _mm512_mask_blend_epi32(odd, x, _mm512_add_epi32(p, off)), b);
+    a = a2;
+  }
 };
 constexpr int kSimdMR = 14, kSimdNV = 2;  // 28 accumulators + 2 B vectors + 1 broadcast of 32 zmm
 #else
@@ -38,6 +50,17 @@ struct Simd {
   static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static void store(float* p, V v) { _mm256_store_ps(p, v); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void store_first(float* p, V v, int n) {
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), v);
+  }
+  static void swap_blocks(V& a, V& b, int s) {
+    const __m256i p = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), x = _mm256_xor_si256(p, _mm256_set1_epi32(s));
+    const V odd = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(p, _mm256_set1_epi32(s)), _mm256_set1_epi32(s)));
+    V a2 = _mm256_blendv_ps(a, _mm256_permutevar8x32_ps(b, x), odd);
+    b = _mm256_blendv_ps(_mm256_permutevar8x32_ps(a, x), b, odd);
+    a = a2;
+  }
 };
 constexpr int kSimdMR = 6, kSimdNV = 2;  // 12 accumulators + 2 B vectors + 1 broadcast of 16 ymm
 #endif
@@ -71,6 +94,30 @@ struct SimdKernel {
   }
 };
 using FloatKernel = SimdKernel<kSimdMR, kSimdNV>;
+
+// pack_panel's transposing case for float: source rows j contiguous along k, so read width×width
+// blocks (rows past nr read as zeros), transpose them in registers and store whole k rows.
+// Returns the number of k handled (a multiple of the width); the caller does the rest.
+template <int W>
+int64_t pack_transposed(const float* src, int64_t cs, int64_t kc, int64_t nr, float* dst) {
+  constexpr int V = Simd::kWidth;
+  int64_t k0 = 0;
+  for (; k0 + V <= kc; k0 += V)
+    for (int j0 = 0; j0 < W; j0 += V) {
+      typename Simd::V r[V];
+#pragma GCC unroll 16
+      for (int i = 0; i < V; ++i) r[i] = j0 + i < nr ? Simd::loadu(src + (j0 + i) * cs + k0) : Simd::zero();
+#pragma GCC unroll 4
+      for (int s = V / 2; s > 0; s /= 2)
+#pragma GCC unroll 16
+        for (int i = 0; i < V; ++i)
+          if (!(i & s)) Simd::swap_blocks(r[i], r[i + s], s);
+      const int w = std::min(V, W - j0);
+#pragma GCC unroll 16
+      for (int i = 0; i < V; ++i) Simd::store_first(dst + (k0 + i) * W + j0, r[i], w);
+    }
+  return k0;
+}
 #endif
 
 // Any dtype and ISA: the compiler vectorises the NR loop.
@@ -129,14 +176,18 @@ void pack_panel(const T* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, T*
       for (int j = 0; j < W; ++j) dst[k * W + j] = src[k * rs + j];
     return;
   }
-  if (nr < W)
-    for (int64_t k = 0; k < kc; ++k)
-      for (int64_t j = nr; j < W; ++j) dst[k * W + j] = T(0);
+  int64_t k0 = 0;  // k rows already packed
+#if defined(__AVX2__)
+  if constexpr (std::is_same_v<T, float>)
+    if (rs == 1) k0 = pack_transposed<W>(src, cs, kc, nr, dst);
+#endif
+  for (int64_t k = k0; k < kc; ++k)
+    for (int64_t j = nr; j < W; ++j) dst[k * W + j] = T(0);
   if (rs == 1) {
     for (int64_t j = 0; j < nr; ++j)
-      for (int64_t k = 0; k < kc; ++k) dst[k * W + j] = src[j * cs + k];
+      for (int64_t k = k0; k < kc; ++k) dst[k * W + j] = src[j * cs + k];
   } else {
-    for (int64_t k = 0; k < kc; ++k)
+    for (int64_t k = k0; k < kc; ++k)
       for (int64_t j = 0; j < nr; ++j) dst[k * W + j] = src[k * rs + j * cs];
   }
 }
@@ -253,7 +304,7 @@ void gemm_fast(const GemmArgs& g) {
   const int64_t parts = g.batch % nt == 0 || g.batch >= 4 * nt ? 1 : nt;
   const int64_t npanels = ceil_div(g.n, K::kNR), mpanels = ceil_div(g.m, K::kMR);
   const bool split_n = npanels >= parts || npanels >= mpanels;
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t t = 0; t < g.batch * parts; ++t) {
     const int64_t b = t / parts, p = t % parts;
     int64_t i0 = 0, i1 = g.m, j0 = 0, j1 = g.n;
