@@ -14,6 +14,36 @@ namespace lepton::py_bind {
 
 namespace py = pybind11;
 
+// One Python object per tensor while that object lives (identity.cpp): ops that hand back a
+// tensor Python already knows (x.add_(1), x.contiguous(), hook arguments) return that same
+// object, as in PyTorch, so `is`, id() and Python-side attributes stay stable.
+PyObject* live_object(const TensorImpl* impl);
+void remember_object(const TensorImpl* impl, PyObject* obj);
+py::custom_type_setup tensor_type_setup();
+
+}  // namespace lepton::py_bind
+
+namespace pybind11::detail {
+template <>
+struct type_caster<lepton::Tensor> : public type_caster_base<lepton::Tensor> {
+  using base = type_caster_base<lepton::Tensor>;
+  template <class T>
+  static handle cast(T&& src, return_value_policy policy, handle parent) {
+    if (!src.defined()) return none().release();
+    if (PyObject* obj = lepton::py_bind::live_object(src.impl())) return handle(obj).inc_ref();
+    const lepton::TensorImpl* impl = src.impl();
+    handle h = base::cast(std::forward<T>(src), policy, parent);
+    lepton::py_bind::remember_object(impl, h.ptr());
+    return h;
+  }
+  static handle cast(const lepton::Tensor* src, return_value_policy policy, handle parent) {
+    return src ? cast(*src, policy, parent) : none().release();
+  }
+};
+}  // namespace pybind11::detail
+
+namespace lepton::py_bind {
+
 // A Python bool/int/float (or NumPy scalar) as a Scalar; nullopt for anything else.
 std::optional<Scalar> to_scalar(const py::handle& obj);
 Scalar require_scalar(const py::handle& obj, const char* what);
@@ -39,5 +69,6 @@ void bind_interop(py::module_& m);
 void bind_runtime(py::module_& m);
 void bind_linalg(py::module_& m);  // after bind_tensor: adds Tensor methods
 void bind_autograd(py::module_& m);
+void bind_optim(py::module_& m);
 
 }  // namespace lepton::py_bind

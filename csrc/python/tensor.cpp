@@ -120,7 +120,7 @@ Tensor to_method(const Tensor& t, py::args args, py::kwargs kwargs) {
 }  // namespace
 
 void bind_tensor(py::module_& m) {
-  py::class_<Tensor> cls(m, "Tensor", "A multi-dimensional array on the CPU or a CUDA device");
+  py::class_<Tensor> cls(m, "Tensor", "A multi-dimensional array on the CPU or a CUDA device", tensor_type_setup());
   cls.def_property_readonly("shape", [](const Tensor& t) { return py::tuple(py::cast(t.shape())); })
       .def_property_readonly("dtype", &Tensor::dtype)
       .def_property_readonly("device", &Tensor::device)

@@ -6,9 +6,9 @@ cannot be re-classed (`__class__` assignment fails: the deallocators differ). Pa
 therefore a marker: `Parameter(data)` returns a plain `lepton.Tensor` (a leaf sharing
 `data`'s storage, as torch's does) and remembers that exact Python object in a weak registry,
 so `isinstance(p, lepton.Tensor)` and `isinstance(p, Parameter)` are both true, `p.grad`
-is the engine's own, and a module hands back the same object every time. Tensors derived from
-a parameter (`p * 2`, `p.detach()`, even `p.requires_grad_()`'s return value, which pybind11
-wraps anew) are plain tensors, as in torch.
+is the engine's own, and a module hands back the same object every time (the bindings keep one
+Python object per live tensor, so `p.requires_grad_()` and hooks return `p` itself). Tensors
+derived from a parameter (`p * 2`, `p.detach()`) are plain tensors, as in torch.
 """
 
 import weakref
