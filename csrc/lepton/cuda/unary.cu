@@ -32,7 +32,6 @@ struct UnaryFunctor {
         const C y = x < lo ? lo : x;
         return y > hi ? hi : y;
       }
-      case UnaryOp::LogicalNot: return C(x == C(0));
       default: break;
     }
     if constexpr (is_float_v<T>) {
@@ -79,10 +78,9 @@ C clamp_bound(double v, bool lower) {
   }
 }
 
-// `dtype` is the registered dtype (Bool shares the uint8_t kernel but only has LogicalNot).
 template <class T, DType dtype>
 void unary_cuda(UnaryOp op, const StridedIter& it, double p0, double p1) {
-  const bool ok = dtype == DType::Bool ? op == UnaryOp::LogicalNot : is_float_v<T> || !is_float_only(op);
+  const bool ok = is_float_v<T> || !is_float_only(op);
   LEPTON_CHECK(ok, NotImplemented, "unary op #", int(op), " has no cuda kernel for ", dtype_name(dtype));
   using C = compute_t<T>;
   const UnaryFunctor<T> fn{op, clamp_bound<C>(p0, true), clamp_bound<C>(p1, false)};
@@ -91,7 +89,6 @@ void unary_cuda(UnaryOp op, const StridedIter& it, double p0, double p1) {
 
 [[maybe_unused]] const bool kRegistered = [] {
   auto& t = unary_kernels;
-  t.set(DeviceType::CUDA, DType::Bool, &unary_cuda<uint8_t, DType::Bool>);
   t.set(DeviceType::CUDA, DType::UInt8, &unary_cuda<uint8_t, DType::UInt8>);
   t.set(DeviceType::CUDA, DType::Int8, &unary_cuda<int8_t, DType::Int8>);
   t.set(DeviceType::CUDA, DType::Int32, &unary_cuda<int32_t, DType::Int32>);

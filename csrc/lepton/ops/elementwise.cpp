@@ -143,7 +143,7 @@ std::pair<double, double> clamp_bounds(DType dtype, std::optional<Scalar> lo, st
 const char* unary_name(UnaryOp op) {
   static const char* names[] = {"neg", "abs", "square", "sign", "relu", "exp", "log", "sqrt", "rsqrt", "tanh",
                                 "sigmoid", "gelu", "gelu_tanh", "silu", "sin", "cos", "floor", "ceil", "round",
-                                "reciprocal", "erf", "log1p", "expm1", "log2", "clamp", "logical_not"};
+                                "reciprocal", "erf", "log1p", "expm1", "log2", "clamp"};
   return names[int(op)];
 }
 

@@ -31,7 +31,6 @@ enum class Needs { Nothing, Input, Output };
 Needs unary_needs(UnaryOp op) {
   switch (op) {
     case UnaryOp::Neg: case UnaryOp::Sign: case UnaryOp::Floor: case UnaryOp::Ceil: case UnaryOp::Round:
-    case UnaryOp::LogicalNot:
       return Needs::Nothing;
     case UnaryOp::Relu: case UnaryOp::Exp: case UnaryOp::Sqrt: case UnaryOp::Rsqrt: case UnaryOp::Tanh:
     case UnaryOp::Sigmoid: case UnaryOp::Reciprocal: case UnaryOp::Expm1:
@@ -84,7 +83,7 @@ Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& ou
       inside = binary(BinaryOp::LogicalAnd, inside, mask(CompareOp::Le, x, p1, DType::Bool));
       return mul(g, to(inside, std::nullopt, dt, false));
     }
-    case UnaryOp::Sign: case UnaryOp::Floor: case UnaryOp::Ceil: case UnaryOp::Round: case UnaryOp::LogicalNot:
+    case UnaryOp::Sign: case UnaryOp::Floor: case UnaryOp::Ceil: case UnaryOp::Round:
       return full(g.shape(), Scalar::from_int(0), dt, g.device());
   }
   return Tensor();

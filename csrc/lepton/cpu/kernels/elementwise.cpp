@@ -69,7 +69,6 @@ void unary_kernel(UnaryOp op, const StridedIter& it, double p0, double p1) {
     case UnaryOp::Sign:
       return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return x > A(0) ? A(1) : x < A(0) ? A(-1) : x; });
     case UnaryOp::Relu: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return x < A(0) ? A(0) : x; });
-    case UnaryOp::LogicalNot: return map_unary<T>(it, [](A x) LEPTON_SIMD_INLINE_LAMBDA { return A(x == A(0)); });
     case UnaryOp::Clamp: {
       const A lo = A(p0), hi = A(p1);
       if constexpr (is_float_v<T>) {
