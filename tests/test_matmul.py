@@ -75,10 +75,16 @@ def test_one_dimensional(sa, sb):
 
 
 @pytest.mark.parametrize("sa,sb", [((2, 3, 4, 5), (5, 6)), ((4, 5), (2, 3, 5, 6)), ((2, 1, 4, 5), (3, 5, 6)),
-                                   ((1, 4, 5), (3, 5, 6)), ((3, 4, 5), (3, 5, 6)), ((2, 3, 40, 50), (2, 1, 50, 33))])
+                                   ((1, 4, 5), (3, 5, 6)), ((3, 4, 5), (3, 5, 6)), ((2, 3, 40, 50), (2, 1, 50, 33)),
+                                   ((8, 64, 70), (8, 70, 90)), ((3, 64, 70), (3, 70, 90))])
 def test_batched_broadcast(sa, sb):
     a, b = rand(*sa), rand(*sb, seed=1)
     check(lepton.tensor(a) @ lepton.tensor(b), np.matmul(a.astype(np.float64), b), sa[-1])
+
+
+def test_stride_zero_operands():
+    v, b = rand(1, 50), rand(50, 40, seed=1)  # every row of a is the same memory
+    check(lepton.tensor(v).expand(30, 50) @ lepton.tensor(b), np.broadcast_to(v, (30, 50)).astype(np.float64) @ b, 50)
 
 
 def test_batched_non_contiguous():

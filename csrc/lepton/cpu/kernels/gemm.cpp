@@ -213,6 +213,16 @@ void finish_row(T* c, int64_t n, const T* bias, Activation act) {
   }
 }
 
+// Starts loading C's tile while the microkernel runs: its rows are a row stride apart and,
+// for power-of-two strides, fight over the same cache sets (~10% at 2048² on Zen 5).
+template <class T>
+inline void prefetch_tile(const T* c, int64_t c_rs, int64_t mr, int64_t nr) {
+  for (int64_t i = 0; i < mr; ++i, c += c_rs) {
+    __builtin_prefetch(c, 1);
+    __builtin_prefetch(c + nr - 1, 1);
+  }
+}
+
 template <class T>
 struct Epilogue {
   T alpha, beta;
@@ -270,9 +280,11 @@ void gemm_block(const GemmArgs& g, const T* A, const T* B, T* C, int64_t i0, int
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bias = e.bias ? e.bias + jc + jr : nullptr;
           for (int64_t ir = 0; ir < mcur; ir += MR) {
+            const int64_t mr = std::min<int64_t>(MR, mcur - ir);
+            T* c = C + (ic + ir) * g.c_rs + jc + jr;
+            prefetch_tile(c, g.c_rs, mr, nr);
             K::run(kc, abuf + ir * kc, bbuf + jr * kc, tile);
-            store_tile<NR>(tile, std::min<int64_t>(MR, mcur - ir), nr, C + (ic + ir) * g.c_rs + jc + jr, g.c_rs, e,
-                           bias, first, last);
+            store_tile<NR>(tile, mr, nr, c, g.c_rs, e, bias, first, last);
           }
         }
       }
