@@ -32,4 +32,5 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_runtime(m);
   py_bind::bind_linalg(m);
   py_bind::bind_autograd(m);
+  py_bind::bind_optim(m);
 }

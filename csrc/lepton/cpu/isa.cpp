@@ -36,7 +36,8 @@ const char* register_cpu_kernels() {
   ns::fill_copy(set);            \
   ns::fill_reduce(set);          \
   ns::fill_random(set);          \
-  ns::fill_gemm(set);
+  ns::fill_gemm(set);            \
+  ns::fill_optim(set);
   if (!std::strcmp(isa, "avx512")) {
     LEPTON_FILL_FROM(avx512)
   } else if (!std::strcmp(isa, "avx2")) {
@@ -53,6 +54,8 @@ const char* register_cpu_kernels() {
   register_table(fill_kernels, set.fill);
   register_table(reduce_kernels, set.reduce);
   register_table(random_kernels, set.random);
+  register_table(optimizer_kernels, set.optimizer);
+  register_table(optimizer_reference_kernels, set.optimizer_reference);
   for (int t = 0; t < kNumDTypes; ++t) rows_kernels.set(DeviceType::CPU, DType(t), set.rows);
   const char* gemm = std::getenv("LEPTON_GEMM");
   register_table(gemm_kernels, gemm && !std::strcmp(gemm, "reference") ? set.gemm_reference : set.gemm);

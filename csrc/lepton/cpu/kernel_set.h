@@ -18,6 +18,8 @@ struct KernelSet {
   RowsFn rows = nullptr;
   GemmFn gemm[kNumDTypes] = {};            // packed, register-blocked
   GemmFn gemm_reference[kNumDTypes] = {};  // naive triple loop, for tests (LEPTON_GEMM=reference)
+  const OptimizerKernels* optimizer[kNumDTypes] = {};            // parallel, vectorised
+  const OptimizerKernels* optimizer_reference[kNumDTypes] = {};  // serial scalar loops, for tests
 };
 
 #define LEPTON_DECLARE_ISA(isa)                      \
@@ -27,6 +29,7 @@ struct KernelSet {
   void fill_reduce(KernelSet& set);                  \
   void fill_random(KernelSet& set);                  \
   void fill_gemm(KernelSet& set);                    \
+  void fill_optim(KernelSet& set);                   \
   }
 LEPTON_DECLARE_ISA(scalar)
 LEPTON_DECLARE_ISA(avx2)
