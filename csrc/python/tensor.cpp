@@ -1,5 +1,6 @@
 // The Tensor class: geometry, views, conversions, operators and methods.
 #include "convert.h"
+#include "lepton/autograd/meta.h"
 #include "lepton/core/error.h"
 
 namespace lepton::py_bind {
@@ -157,7 +158,13 @@ void bind_tensor(py::module_& m) {
       .def("__hash__", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.impl()); })
       // views
       .def("view", [](const Tensor& t, py::args shape) {
-        if (shape.size() == 1 && (py::isinstance<DType>(shape[0]))) raise(ErrorKind::NotImplemented, "view(dtype) is not supported");
+        if (shape.size() == 1 && py::isinstance<DType>(shape[0])) {  // reinterpret the bytes
+          const DType dt = shape[0].cast<DType>();
+          LEPTON_CHECK(itemsize(dt) == t.itemsize(), NotImplemented, "view(dtype): only dtypes of the same size are "
+                       "supported (", dtype_name(t.dtype()), " -> ", dtype_name(dt), ")");
+          LEPTON_CHECK(!autograd::requires_grad(t), Runtime, "view(dtype) of a tensor that requires grad; detach() it first");
+          return Tensor::view_of(t.storage(), t.shape(), t.strides(), t.offset(), dt);
+        }
         return ops::view(t, shape_from_args(shape, "view"));
       })
       .def("reshape", [](const Tensor& t, py::args shape) { return ops::reshape(t, shape_from_args(shape, "reshape")); })

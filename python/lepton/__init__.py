@@ -44,6 +44,7 @@ from lepton._creation import (
 from lepton._functions import *  # noqa: F401,F403  (torch-style free functions)
 from lepton._functions import __all__ as _function_names
 from lepton._info import info
+from lepton.io import load, save
 from lepton import _tensor_repr  # noqa: F401  (installs Tensor.__repr__ and friends)
 from lepton import nn, optim
 
@@ -66,7 +67,7 @@ __all__ = [
     "empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "randint_like",
     "manual_seed", "initial_seed", "get_rng_state", "set_rng_state", "cat", "stack", "where",
     "promote_types", "set_num_threads", "get_num_threads", "info", "cuda", "autograd", "nn", "optim",
-    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
+    "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "save", "load",
     "bool", "uint8", "int8", "int32", "int64", "float16", "bfloat16", "float32", "float64",
     *_function_names,
 ]
