@@ -9,7 +9,7 @@ from lepton.nn.parameter import Parameter
 
 
 class Identity(Module):
-    """Returns its input; accepts and ignores any constructor arguments (a placeholder layer)."""
+    """Returns its input unchanged; accepts and ignores constructor arguments, like torch.nn.Identity."""
 
     def __init__(self, *args, **kwargs):
         super().__init__()
