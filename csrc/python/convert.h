@@ -70,5 +70,6 @@ void bind_runtime(py::module_& m);
 void bind_linalg(py::module_& m);  // after bind_tensor: adds Tensor methods
 void bind_autograd(py::module_& m);
 void bind_optim(py::module_& m);
+void bind_softmax(py::module_& m);
 
 }  // namespace lepton::py_bind

@@ -33,4 +33,5 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_linalg(m);
   py_bind::bind_autograd(m);
   py_bind::bind_optim(m);
+  py_bind::bind_softmax(m);
 }

@@ -37,7 +37,8 @@ const char* register_cpu_kernels() {
   ns::fill_reduce(set);          \
   ns::fill_random(set);          \
   ns::fill_gemm(set);            \
-  ns::fill_optim(set);
+  ns::fill_optim(set);           \
+  ns::fill_softmax(set);
   if (!std::strcmp(isa, "avx512")) {
     LEPTON_FILL_FROM(avx512)
   } else if (!std::strcmp(isa, "avx2")) {
@@ -54,6 +55,7 @@ const char* register_cpu_kernels() {
   register_table(fill_kernels, set.fill);
   register_table(reduce_kernels, set.reduce);
   register_table(random_kernels, set.random);
+  register_table(softmax_kernels, set.softmax);
   register_table(optimizer_kernels, set.optimizer);
   register_table(optimizer_reference_kernels, set.optimizer_reference);
   for (int t = 0; t < kNumDTypes; ++t) rows_kernels.set(DeviceType::CPU, DType(t), set.rows);

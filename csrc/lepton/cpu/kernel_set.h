@@ -18,6 +18,7 @@ struct KernelSet {
   RowsFn rows = nullptr;
   GemmFn gemm[kNumDTypes] = {};            // packed, register-blocked
   GemmFn gemm_reference[kNumDTypes] = {};  // naive triple loop, for tests (LEPTON_GEMM=reference)
+  const SoftmaxKernels* softmax[kNumDTypes] = {};
   const OptimizerKernels* optimizer[kNumDTypes] = {};            // parallel, vectorised
   const OptimizerKernels* optimizer_reference[kNumDTypes] = {};  // serial scalar loops, for tests
 };
@@ -30,6 +31,7 @@ struct KernelSet {
   void fill_random(KernelSet& set);                  \
   void fill_gemm(KernelSet& set);                    \
   void fill_optim(KernelSet& set);                   \
+  void fill_softmax(KernelSet& set);                 \
   }
 LEPTON_DECLARE_ISA(scalar)
 LEPTON_DECLARE_ISA(avx2)

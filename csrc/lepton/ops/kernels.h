@@ -146,6 +146,39 @@ struct OptimizerKernels {
   void (*scale)(const ScaleArgs&);
 };
 
+// Softmax along the rows of a contiguous [rows, cols] block. Forward: out = f(x). Backward:
+// x is the forward's output y, grad is dL/dy and out receives dL/dx.
+enum class SoftmaxOp : uint8_t { Softmax, LogSoftmax };
+struct SoftmaxArgs {
+  const char* x = nullptr;
+  const char* grad = nullptr;  // backward only
+  char* out = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+
+// Cross-entropy of each row of logits [rows, cols] against an int64 class index per row, with
+// label smoothing ε: loss = lse - (1-ε)·x[t] - ε/C·Σx (0 where t == ignore_index). Forward
+// writes loss and lse (the row's logsumexp); backward reads lse and grad_loss and writes
+// grad = (softmax - smoothed one-hot)·grad_loss (0 on ignored rows).
+struct CrossEntropyArgs {
+  const char* logits = nullptr;
+  const int64_t* target = nullptr;
+  char* loss = nullptr;
+  char* lse = nullptr;
+  const char* grad_loss = nullptr;
+  char* grad = nullptr;
+  int64_t rows = 0, cols = 0, ignore_index = -100;
+  double label_smoothing = 0;
+};
+
+struct SoftmaxKernels {
+  void (*forward)(SoftmaxOp op, const SoftmaxArgs& args);
+  void (*backward)(SoftmaxOp op, const SoftmaxArgs& args);
+  // Returns a row whose (non-ignored) target is outside [0, cols), or -1 when all are valid.
+  int64_t (*cross_entropy)(const CrossEntropyArgs& args);
+  void (*cross_entropy_backward)(const CrossEntropyArgs& args);
+};
+
 using UnaryFn = void (*)(UnaryOp op, const StridedIter& it, double p0, double p1);
 using BinaryFn = void (*)(BinaryOp op, const StridedIter& it);
 using CompareFn = void (*)(CompareOp op, const StridedIter& it);  // output bool
@@ -167,6 +200,7 @@ extern KernelTable<ReduceFn> reduce_kernels;
 extern KernelTable<RandomFn> random_kernels;
 extern KernelTable<RowsFn> rows_kernels;
 extern KernelTable<GemmFn> gemm_kernels;
+extern KernelTable<const SoftmaxKernels*> softmax_kernels;
 extern KernelTable<const OptimizerKernels*> optimizer_kernels;
 extern KernelTable<const OptimizerKernels*> optimizer_reference_kernels;  // scalar loops, for tests
 

@@ -74,6 +74,13 @@ Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim);
 std::pair<Tensor, Tensor> extreme_with_index(const Tensor& x, int64_t dim, bool keepdim, bool is_max);
 Tensor arg_extreme(const Tensor& x, std::optional<int64_t> dim, bool keepdim, bool is_max);
 
+// ---- softmax (softmax.cpp): fused kernels along one dim (float32/float64)
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Per-row softmax cross-entropy of logits [N, C] against int64 class indices [N]; ignored rows
+// give 0. Raises IndexError for a class outside [0, C).
+Tensor cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index, double label_smoothing);
+
 // ---- indexing (indexing.cpp)
 struct IndexItem {
   enum class Kind { Int, Slice, None, Ellipsis, Tensor } kind;

@@ -1,6 +1,7 @@
 """lepton.nn.functional: stateless layers and losses (torch.nn.functional) composed of lepton ops.
 
-Every function here is differentiable through the ops it is made of; no backward is hand-written.
+Every function here is differentiable through the ops it is made of; softmax, log_softmax and the
+unweighted class-index cross_entropy call fused kernels whose backward lives in C++.
 """
 
 import warnings
@@ -67,24 +68,24 @@ def _softmax_dim(name, input, dim):
 
 
 def log_softmax(input, dim=None, dtype=None):
-    """s - logsumexp(s) along dim, with s = x - max(x).
-
-    Subtracting the max first (as torch does) keeps the result exact for large logits: x - lse(x)
-    directly would cancel two numbers of size |x|. The max is detached: the result does not
-    depend on it, so its gradient would be zero anyway.
-    """
+    """x - logsumexp(x) along dim, in one fused kernel (shifted by the row max, so large logits stay exact)."""
     if dtype is not None:
         input = input.to(dtype)
-    dim = _softmax_dim("log_softmax", input, dim)
-    shifted = input - input.amax(dim, keepdim=True).detach()
-    return shifted - shifted.logsumexp(dim, keepdim=True)
+    return _in_float32_if_half(_C.log_softmax, input, _softmax_dim("log_softmax", input, dim))
 
 
 def softmax(input, dim=None, dtype=None):
-    """exp(log_softmax(x)): never overflows, rows sum to 1."""
+    """exp(x - max) / Σ exp(x - max) along dim, in one fused kernel: never overflows, rows sum to 1."""
     if dtype is not None:
         input = input.to(dtype)
-    return log_softmax(input, _softmax_dim("softmax", input, dim)).exp()
+    return _in_float32_if_half(_C.softmax, input, _softmax_dim("softmax", input, dim))
+
+
+def _in_float32_if_half(op, input, dim):
+    """The fused kernels are float32/float64: 16-bit inputs compute in float32 and round once."""
+    if input.dtype in (_C.dtype.float16, _C.dtype.bfloat16):
+        return op(input.float(), dim).to(input.dtype)
+    return op(input, dim)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -185,17 +186,11 @@ def _class_dim(name, input, weight):
     return class_dim
 
 
-def _pick_targets(name, input, target, weight, ignore_index):
-    """For class-index targets: (-input[target]·w[target], w[target], valid), zero where target == ignore_index.
-
-    The class is selected with a comparison mask and where(), which is differentiable (integer
-    indexing is not) and leaves no NaN from -inf entries in the classes not picked.
-    """
+def _check_class_targets(name, input, target, class_dim):
+    """target must be int64 class indices shaped like input without its class dimension."""
     if not isinstance(target, Tensor) or target.dtype != _C.dtype.int64:
         got = target.dtype if isinstance(target, Tensor) else type(target).__name__
         raise TypeError(f"{name}: target must be an int64 tensor of class indices, got {got}")
-    class_dim = _class_dim(name, input, weight)
-    n_classes = input.shape[class_dim]
     expected = tuple(input.shape[:class_dim] + input.shape[class_dim + 1:])
     if tuple(target.shape) != expected:
         if class_dim == 1 and target.dim() >= 1 and target.shape[0] != input.shape[0]:
@@ -203,6 +198,33 @@ def _pick_targets(name, input, target, weight, ignore_index):
                              f"({target.shape[0]}).")
         raise ValueError(f"{name}: expected target of shape {expected} for input of shape {tuple(input.shape)}, "
                          f"got {tuple(target.shape)}")
+
+
+def _fused_cross_entropy(input, target, class_dim, ignore_index, reduction, label_smoothing):
+    """Unweighted class-index cross-entropy through the fused per-row kernel.
+
+    The class dim is moved last and the other dims flattened into rows; 'mean' divides by the
+    number of non-ignored rows, as torch does.
+    """
+    _check_class_targets("cross_entropy", input, target, class_dim)
+    n_classes = input.shape[class_dim]
+    order = [d for d in range(input.dim()) if d != class_dim] + [class_dim]
+    rows = input.permute(order).reshape([-1, n_classes])
+    loss = _C.cross_entropy_rows(rows, target.reshape([-1]), ignore_index, label_smoothing)
+    if reduction == "mean":
+        return loss.sum() / (target != ignore_index).to(loss.dtype).sum()
+    return _reduce(loss.view(list(target.shape)), reduction)
+
+
+def _pick_targets(name, input, target, weight, ignore_index):
+    """For class-index targets: (-input[target]·w[target], w[target], valid), zero where target == ignore_index.
+
+    The class is selected with a comparison mask and where(), which is differentiable (integer
+    indexing is not) and leaves no NaN from -inf entries in the classes not picked.
+    """
+    class_dim = _class_dim(name, input, weight)
+    _check_class_targets(name, input, target, class_dim)
+    n_classes = input.shape[class_dim]
     valid = target != ignore_index
     with no_grad():
         bad = valid.logical_and((target < 0).logical_or(target >= n_classes))
@@ -236,13 +258,16 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     class_dim = _class_dim("cross_entropy", input, weight)
+    class_indices = not (isinstance(target, Tensor) and target.dtype.is_floating_point)
+    if class_indices and weight is None and reduction in ("none", "sum", "mean"):
+        return _fused_cross_entropy(input, target, class_dim, ignore_index, reduction, label_smoothing)
     logp = log_softmax(input, class_dim)
     n_classes = input.shape[class_dim]
 
     def weighted(t):
         return t if weight is None else t * _class_dim_view(weight, input, class_dim)
 
-    if isinstance(target, Tensor) and target.dtype.is_floating_point:  # class probabilities
+    if not class_indices:  # class probabilities
         _check_same_shape("cross_entropy", input, target)
         if ignore_index != -100:
             raise ValueError("cross_entropy: ignore_index is not supported for class-probability targets")

@@ -5,10 +5,6 @@
 namespace lepton::cpu::LEPTON_ISA {
 namespace {
 
-LEPTON_SIMD_INLINE float m_exp(float x) { return vexp(x); }
-LEPTON_SIMD_INLINE double m_exp(double x) { return std::exp(x); }
-LEPTON_SIMD_INLINE float m_log(float x) { return vlog(x); }
-LEPTON_SIMD_INLINE double m_log(double x) { return std::log(x); }
 LEPTON_SIMD_INLINE float m_tanh(float x) { return vtanh(x); }
 LEPTON_SIMD_INLINE double m_tanh(double x) { return std::tanh(x); }
 LEPTON_SIMD_INLINE float m_sigmoid(float x) { return vsigmoid(x); }

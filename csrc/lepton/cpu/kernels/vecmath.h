@@ -67,6 +67,12 @@ LEPTON_SIMD_INLINE float vlog(float x) {
   return x != x ? x : r;
 }
 
+// exp and log for either float type: the polynomials above for float32, libm for float64.
+LEPTON_SIMD_INLINE float m_exp(float x) { return vexp(x); }
+LEPTON_SIMD_INLINE double m_exp(double x) { return std::exp(x); }
+LEPTON_SIMD_INLINE float m_log(float x) { return vlog(x); }
+LEPTON_SIMD_INLINE double m_log(double x) { return std::log(x); }
+
 LEPTON_SIMD_INLINE float vtanh(float x) {
   float ax = x < 0 ? -x : x;
   float z = x * x;
