@@ -1,12 +1,11 @@
 """Memory-bound kernels: elementwise add/mul/gelu, a full sum, a broadcast add and a strided
 transpose-copy, against numpy and torch on the same machine and thread count."""
 
-import argparse
 
 import numpy as np
 
 import lepton
-from harness import Suite, save
+from harness import Suite, main as bench_main
 
 
 def run(device="cpu", threads=None, quick=False):
@@ -71,16 +70,6 @@ def run(device="cpu", threads=None, quick=False):
     return suite
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="threads for lepton and torch (default: all)")
-    p.add_argument("--quick", action="store_true", help="smaller sizes")
-    p.add_argument("--json", default=None, help="write results here")
-    args = p.parse_args()
-    suite = run(args.device, args.threads, args.quick)
-    save(args.json, [suite])
-
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__, "smaller sizes", threads_default=None, device=True)

@@ -2,7 +2,6 @@
 against torch on the same thread count, with each figure as a share of the machine's FMA peak
 (measured by bench/fma_peak.cpp, compiled here with the system C++ compiler)."""
 
-import argparse
 import os
 import subprocess
 import tempfile
@@ -10,7 +9,7 @@ import tempfile
 import numpy as np
 
 import lepton
-from harness import Suite, save
+from harness import Suite, main as bench_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,14 +68,6 @@ def run(threads=2, quick=False):
     return suite
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="skip 2048")
-    p.add_argument("--json", default=None, help="write results here")
-    args = p.parse_args()
-    save(args.json, [run(args.threads, args.quick)])
-
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__, "skip 2048", threads_default=2)

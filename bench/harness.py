@@ -5,6 +5,7 @@ noisy machine shifts both; the ratio reported is reference_time / lepton_time (>
 is faster).
 """
 
+import argparse
 import json
 import os
 import platform
@@ -93,3 +94,16 @@ def save(path, suites):
     with open(path, "w") as f:
         json.dump({"environment": environment(), "suites": [s.to_json() for s in suites]}, f, indent=1)
     print(f"\nwrote {path}")
+
+
+def main(run, description, quick_help, threads_default=2, device=False):
+    """The command line every bench script shares: --threads, --quick, --json (and --device)."""
+    p = argparse.ArgumentParser(description=description)
+    if device:
+        p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=threads_default, help="threads for lepton and torch")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--json", default=None, help="write results here")
+    args = p.parse_args()
+    extra = {"device": args.device} if device else {}
+    save(args.json, [run(threads=args.threads, quick=args.quick, **extra)])

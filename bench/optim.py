@@ -3,12 +3,11 @@ torch.optim.AdamW(fused=True), with the effective bandwidth (AdamW reads p, g, m
 p, m, v: 28 bytes per param) beside the copy bandwidth measured here (a 400 MB copy_ reads and
 writes each byte once). Also the serial reference kernel, SGD with momentum and the grad norm."""
 
-import argparse
 
 import numpy as np
 
 import lepton
-from harness import Suite, save
+from harness import Suite, main as bench_main
 
 
 def run(threads=None, quick=False):
@@ -72,14 +71,6 @@ def run(threads=None, quick=False):
     return suite
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--threads", type=int, default=2, help="threads for lepton and torch")
-    p.add_argument("--quick", action="store_true", help="1M params instead of 10M")
-    p.add_argument("--json", default=None, help="write results here")
-    args = p.parse_args()
-    save(args.json, [run(args.threads, args.quick)])
-
 
 if __name__ == "__main__":
-    main()
+    bench_main(run, __doc__, "1M params instead of 10M", threads_default=2)
