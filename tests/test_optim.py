@@ -410,14 +410,6 @@ def test_optimizer_argument_errors():
         lepton.optim.SGD([w * 2], lr=0.1)
 
 
-@pytest.mark.skipif(not lepton.cuda.is_available(), reason="CUDA is not available")
-@pytest.mark.cuda
-def test_cuda_has_no_optimizer_kernel_yet():
-    p = lepton.ones(3, device="cuda")
-    with pytest.raises(NotImplementedError, match="cuda"):
-        adam_call([p], [p])
-
-
 # ---- gradient clipping
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])

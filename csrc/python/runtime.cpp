@@ -46,6 +46,32 @@ py::dict build_info() {
   return d;
 }
 
+// Streams and events cross into Python as integer handles owned by lepton.cuda.Stream/Event.
+void bind_streams(py::module_& cuda) {
+  using Handle = uintptr_t;
+  auto api = [](int device) -> const CudaStreamApi& { return *require_cuda(device).streams; };
+  auto ptr = [](Handle h) { return reinterpret_cast<void*>(h); };
+  cuda.def("stream_create", [=](int device, int priority) { return Handle(api(device).create(device, priority)); });
+  cuda.def("stream_destroy", [=](Handle s, int device) { api(device).destroy(ptr(s), device); });
+  cuda.def("stream_synchronize", [=](Handle s, int device) {
+    py::gil_scoped_release nogil;
+    api(device).synchronize(ptr(s), device);
+  });
+  cuda.def("stream_query", [=](Handle s, int device) { return api(device).query(ptr(s), device); });
+  cuda.def("current_stream", [=](int device) { return Handle(api(device).current(device)); });
+  cuda.def("set_stream", [=](Handle s, int device) { api(device).set_current(ptr(s), device); });
+  cuda.def("stream_wait_event", [=](Handle s, Handle e, int device) { api(device).wait_event(ptr(s), ptr(e), device); });
+  cuda.def("event_create", [=](int device, bool timing) { return Handle(api(device).event_create(device, timing)); });
+  cuda.def("event_destroy", [=](Handle e, int device) { api(device).event_destroy(ptr(e), device); });
+  cuda.def("event_record", [=](Handle e, Handle s, int device) { api(device).event_record(ptr(e), ptr(s), device); });
+  cuda.def("event_synchronize", [=](Handle e, int device) {
+    py::gil_scoped_release nogil;
+    api(device).event_synchronize(ptr(e), device);
+  });
+  cuda.def("event_query", [=](Handle e, int device) { return api(device).event_query(ptr(e), device); });
+  cuda.def("event_elapsed_ms", [=](Handle a, Handle b, int device) { return api(device).event_elapsed_ms(ptr(a), ptr(b), device); });
+}
+
 }  // namespace
 
 void bind_runtime(py::module_& m) {
@@ -69,6 +95,8 @@ void bind_runtime(py::module_& m) {
     if (cuda_backend() && cuda_device_count() > 0) cuda_backend()->empty_cache();
   });
   cuda.def("get_device_name", [](int device) { return require_cuda(device).device_name(device); }, py::arg("device") = 0);
+  cuda.def("set_device", [](int device) { require_cuda(device).set_device(device); }, py::arg("device"));
+  bind_streams(cuda);
 }
 
 }  // namespace lepton::py_bind

@@ -1,4 +1,6 @@
-"""lepton.cuda: CUDA availability and memory, as in torch.cuda."""
+"""lepton.cuda: CUDA availability, devices, memory, streams and events, as in torch.cuda."""
+
+import contextlib
 
 from lepton import _C
 
@@ -35,6 +37,127 @@ def empty_cache():
 
 def get_device_name(device=None):
     return _cuda.get_device_name(_index(device) or 0)
+
+
+_current_device = 0
+
+
+def set_device(device):
+    """Make `device` (an index, "cuda:N" or a device) the one `current_device()` names."""
+    global _current_device
+    index = _index(device)
+    _cuda.set_device(index)
+    _current_device = index
+
+
+def current_device():
+    return _current_device
+
+
+class Stream:
+    """A CUDA stream. Lepton queues every kernel and copy on the current stream of the calling
+    thread; `with lepton.cuda.stream(s):` makes `s` current. Unlike the default stream, a new
+    stream does not wait for other streams by itself: order work with events or `wait_stream`.
+    """
+
+    def __init__(self, device=None, priority=0, *, _handle=None):
+        self.device_index = current_device() if device is None else _index(device)
+        self._owned = _handle is None
+        self.cuda_stream = _cuda.stream_create(self.device_index, priority) if _handle is None else _handle
+
+    def synchronize(self):
+        """Wait on the host until everything queued on this stream has finished."""
+        _cuda.stream_synchronize(self.cuda_stream, self.device_index)
+
+    def query(self):
+        """True when everything queued on this stream has finished."""
+        return _cuda.stream_query(self.cuda_stream, self.device_index)
+
+    def wait_event(self, event):
+        """Make work queued on this stream from now on wait for `event`."""
+        _cuda.stream_wait_event(self.cuda_stream, event.cuda_event, self.device_index)
+
+    def wait_stream(self, stream):
+        """Make work queued on this stream from now on wait for what `stream` has queued so far."""
+        self.wait_event(stream.record_event())
+
+    def record_event(self, event=None):
+        event = Event() if event is None else event
+        event.record(self)
+        return event
+
+    def __eq__(self, other):
+        return isinstance(other, Stream) and (self.cuda_stream, self.device_index) == (other.cuda_stream, other.device_index)
+
+    def __hash__(self):
+        return hash((self.cuda_stream, self.device_index))
+
+    def __del__(self):
+        if getattr(self, "_owned", False) and self.cuda_stream:
+            _cuda.stream_destroy(self.cuda_stream, self.device_index)
+
+    def __repr__(self):
+        return f"<lepton.cuda.Stream device=cuda:{self.device_index} cuda_stream={self.cuda_stream:#x}>"
+
+
+class Event:
+    """A CUDA event: a point in a stream's work to wait for or to time against."""
+
+    def __init__(self, enable_timing=False, device=None):
+        self.device_index = current_device() if device is None else _index(device)
+        self.enable_timing = enable_timing
+        self.cuda_event = _cuda.event_create(self.device_index, enable_timing)
+
+    def record(self, stream=None):
+        stream = current_stream(self.device_index) if stream is None else stream
+        _cuda.event_record(self.cuda_event, stream.cuda_stream, self.device_index)
+
+    def wait(self, stream=None):
+        (current_stream(self.device_index) if stream is None else stream).wait_event(self)
+
+    def synchronize(self):
+        _cuda.event_synchronize(self.cuda_event, self.device_index)
+
+    def query(self):
+        return _cuda.event_query(self.cuda_event, self.device_index)
+
+    def elapsed_time(self, end_event):
+        """Milliseconds between this event and `end_event` (both recorded, with enable_timing=True)."""
+        if not (self.enable_timing and end_event.enable_timing):
+            raise ValueError("elapsed_time needs both events created with enable_timing=True")
+        return _cuda.event_elapsed_ms(self.cuda_event, end_event.cuda_event, self.device_index)
+
+    def __del__(self):
+        if getattr(self, "cuda_event", 0):
+            _cuda.event_destroy(self.cuda_event, self.device_index)
+
+
+def current_stream(device=None):
+    index = current_device() if device is None else _index(device)
+    return Stream(index, _handle=_cuda.current_stream(index))
+
+
+def default_stream(device=None):
+    index = current_device() if device is None else _index(device)
+    return Stream(index, _handle=0)
+
+
+def set_stream(stream):
+    _cuda.set_stream(stream.cuda_stream, stream.device_index)
+
+
+@contextlib.contextmanager
+def stream(s):
+    """Queue the work of the `with` block on stream `s` (None: leave the current stream)."""
+    if s is None:
+        yield
+        return
+    previous = current_stream(s.device_index)
+    set_stream(s)
+    try:
+        yield s
+    finally:
+        set_stream(previous)
 
 
 def _index(device):

@@ -8,6 +8,24 @@ namespace lepton {
 
 enum class CopyKind { HostToDevice, DeviceToHost, DeviceToDevice };
 
+// Streams and events as opaque handles (cudaStream_t, cudaEvent_t); the null stream is the
+// legacy default stream. Each host thread has its own current stream per device.
+struct CudaStreamApi {
+  void* (*create)(int device, int priority);  // non-blocking; lower priority numbers run first
+  void (*destroy)(void* stream, int device);
+  void (*synchronize)(void* stream, int device);
+  bool (*query)(void* stream, int device);  // true when everything queued on it has finished
+  void* (*current)(int device);
+  void (*set_current)(void* stream, int device);
+  void (*wait_event)(void* stream, void* event, int device);  // later work on stream waits for event
+  void* (*event_create)(int device, bool timing);
+  void (*event_destroy)(void* event, int device);
+  void (*event_record)(void* event, void* stream, int device);
+  void (*event_synchronize)(void* event, int device);
+  bool (*event_query)(void* event, int device);
+  float (*event_elapsed_ms)(void* start, void* end, int device);
+};
+
 struct CudaBackend {
   int (*device_count)();  // 0 when no driver or no device
   void* (*malloc)(size_t nbytes, int device);  // caching allocator; raises OutOfMemory
@@ -21,6 +39,7 @@ struct CudaBackend {
   std::string (*device_name)(int device);
   int (*driver_version)();  // 0 when no driver
   void (*set_device)(int device);  // makes `device` current for the kernels that follow
+  const CudaStreamApi* streams;
 };
 
 // nullptr when Lepton was built without CUDA.

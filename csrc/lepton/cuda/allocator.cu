@@ -8,9 +8,14 @@
 // lets a 98 MiB activation reuse a 100 MiB block without letting a small tensor pin a large
 // one. Blocks are never split or merged; when the driver runs out, the device's cache is
 // released and the allocation retried once.
+//
+// A block belongs to the stream that was current when it was allocated and is only handed out
+// again on that stream: work queued there before the free is then ordered before any reuse.
+// (A tensor used on another stream must be kept alive until that stream is done with it.)
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -37,12 +42,13 @@ class CachingAllocator {
                  nbytes, " bytes on cuda:", device);
     const size_t size = (nbytes + unit - 1) / unit * unit;
 
+    const uintptr_t stream = reinterpret_cast<uintptr_t>(current_stream(device));
     std::lock_guard<std::mutex> lock(mu_);
     Pool& pool = pool_of(device);
-    auto hit = pool.cached.lower_bound(size);
-    if (hit != pool.cached.end() && hit->first <= size + size / 8) {
+    auto hit = pool.cached.lower_bound({stream, size});
+    if (hit != pool.cached.end() && hit->first.first == stream && hit->first.second <= size + size / 8) {
       void* ptr = hit->second;
-      hand_out(pool, ptr, hit->first, device);
+      hand_out(pool, ptr, hit->first.second, device, stream);
       pool.cached.erase(hit);
       return ptr;
     }
@@ -66,7 +72,7 @@ class CachingAllocator {
     }
     check_cuda(err, "cudaMalloc");
     pool.reserved += size;
-    hand_out(pool, ptr, size, device);
+    hand_out(pool, ptr, size, device, stream);
     return ptr;
   }
 
@@ -80,7 +86,7 @@ class CachingAllocator {
       live_.erase(it);
       Pool& pool = pools_[block.device];
       pool.allocated -= block.size;
-      pool.cached.emplace(block.size, ptr);
+      pool.cached.emplace(std::make_pair(block.stream, block.size), ptr);
     } catch (const std::exception& e) {
       // Only a failing mutex or an exhausted host heap get here; the block is leaked.
       std::fprintf(stderr, "lepton: leaking a CUDA block: %s\n", e.what());
@@ -106,9 +112,10 @@ class CachingAllocator {
   struct Block {
     size_t size;
     int device;
+    uintptr_t stream;
   };
   struct Pool {
-    std::multimap<size_t, void*> cached;  // size -> free block
+    std::multimap<std::pair<uintptr_t, size_t>, void*> cached;  // (stream, size) -> free block
     size_t allocated = 0, reserved = 0;
   };
 
@@ -117,8 +124,8 @@ class CachingAllocator {
     return pools_[device];
   }
 
-  void hand_out(Pool& pool, void* ptr, size_t size, int device) {
-    live_.emplace(ptr, Block{size, device});
+  void hand_out(Pool& pool, void* ptr, size_t size, int device, uintptr_t stream) {
+    live_.emplace(ptr, Block{size, device, stream});
     pool.allocated += size;
   }
 
@@ -129,10 +136,10 @@ class CachingAllocator {
     if (pool.cached.empty()) return;
     DeviceGuard guard(device);
     cudaError_t first = cudaDeviceSynchronize();
-    for (const auto& [size, ptr] : pool.cached) {
+    for (const auto& [key, ptr] : pool.cached) {
       const cudaError_t err = cudaFree(ptr);
       if (first == cudaSuccess) first = err;
-      pool.reserved -= size;
+      pool.reserved -= key.second;
     }
     pool.cached.clear();
     check_cuda(first, "cudaFree");

@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "lepton/core/cuda_backend.h"
 #include "lepton/core/dtype.h"
 #include "lepton/core/half.h"
 #include "lepton/ops/kernels.h"
@@ -35,6 +36,16 @@ inline void check_launch(const char* kernel) { check_cuda(cudaGetLastError(), ke
 
 int current_device();
 int sm_count();  // of the current device, cached
+
+// The stream this host thread queues work on for `device` (the current device when omitted):
+// the legacy default stream until lepton.cuda.set_stream / `with lepton.cuda.stream(s)` picks
+// another. Every kernel launch and copy goes to it (defined in streams.cu).
+cudaStream_t current_stream();
+cudaStream_t current_stream(int device);
+// A copy ordered on the current stream that has completed when it returns (host memory may be
+// pageable and reused by the caller right after).
+void copy_and_wait(void* dst, const void* src, size_t nbytes, cudaMemcpyKind kind, const char* what);
+const CudaStreamApi& stream_api();
 
 // Makes `device` current for the guard's lifetime (allocations and copies name their device).
 class DeviceGuard {

@@ -58,7 +58,7 @@ template <class T>
 void launch_transpose(const TileArgs& a) {
   const int64_t tiles = a.batch * ((a.rows + kTile - 1) / kTile) * ((a.cols + kTile - 1) / kTile);
   const int64_t cap = max_blocks();
-  transpose_kernel<T><<<unsigned(tiles < cap ? tiles : cap), dim3(kTile, kTileRowsPerPass)>>>(a);
+  transpose_kernel<T><<<unsigned(tiles < cap ? tiles : cap), dim3(kTile, kTileRowsPerPass), 0, current_stream()>>>(a);
   check_launch("transpose copy kernel");
 }
 
@@ -95,7 +95,7 @@ void copy_same_dtype(const StridedIter& it, int64_t size) {
   if (it.numel == 0) return;
   if (operand_contiguous(it, 0, size) && operand_contiguous(it, 1, size)) {
     if (it.data[0] != it.data[1])
-      check_cuda(cudaMemcpyAsync(it.data[0], it.data[1], size_t(it.numel * size), cudaMemcpyDeviceToDevice, 0),
+      check_cuda(cudaMemcpyAsync(it.data[0], it.data[1], size_t(it.numel * size), cudaMemcpyDeviceToDevice, current_stream()),
                  "cudaMemcpyAsync (copy kernel)");
     return;
   }
@@ -153,7 +153,7 @@ void copy_cuda(const StridedIter& it, DType src) {
   });
   if (done || it.numel == 0) return;
   OffsetCalc<2> calc(it.ndim, it.shape, it.strides, it.numel);
-  strided_cast_kernel<<<grid_for(it.numel), kThreads>>>(calc, Ptrs<2>{{it.data[0], it.data[1]}}, it.numel, dst, src);
+  strided_cast_kernel<<<grid_for(it.numel), kThreads, 0, current_stream()>>>(calc, Ptrs<2>{{it.data[0], it.data[1]}}, it.numel, dst, src);
   check_launch("strided cast copy kernel");
 }
 
@@ -172,7 +172,7 @@ void fill_bits(const StridedIter& it, U bits) {
   bool uniform = true;
   for (size_t i = 1; i < sizeof(U); ++i) uniform = uniform && bytes[i] == bytes[0];
   if (uniform && operand_contiguous(it, 0, sizeof(U))) {  // zeros, mostly
-    check_cuda(cudaMemsetAsync(it.data[0], bytes[0], size_t(it.numel) * sizeof(U), 0), "cudaMemsetAsync (fill)");
+    check_cuda(cudaMemsetAsync(it.data[0], bytes[0], size_t(it.numel) * sizeof(U), current_stream()), "cudaMemsetAsync (fill)");
     return;
   }
   launch_elementwise<U>(it, ConstFunctor<U>{bits}, "fill kernel");

@@ -90,14 +90,14 @@ void launch_strided(const StridedIter& it, const F& f, const char* what) {
   Ptrs<N> p;
   for (int k = 0; k < N; ++k) p.p[k] = it.data[k];
   OffsetCalc<N> calc(it.ndim, it.shape, it.strides, it.numel);
-  strided_kernel<Out, F, In...><<<grid_for(it.numel), kThreads>>>(f, calc, p, it.numel);
+  strided_kernel<Out, F, In...><<<grid_for(it.numel), kThreads, 0, current_stream()>>>(f, calc, p, it.numel);
   check_launch(what);
 }
 
 template <class Out, class... In, class F, size_t... K>
 void launch_contiguous(const StridedIter& it, const F& f, const char* what, std::index_sequence<K...>) {
   constexpr int V = vec_width<Out, In...>();
-  contiguous_kernel<V, Out, F, In...><<<grid_for((it.numel + V - 1) / V), kThreads>>>(
+  contiguous_kernel<V, Out, F, In...><<<grid_for((it.numel + V - 1) / V), kThreads, 0, current_stream()>>>(
       f, it.numel, reinterpret_cast<Out*>(it.data[0]), reinterpret_cast<const In*>(it.data[K + 1])...);
   check_launch(what);
 }

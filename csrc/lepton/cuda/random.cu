@@ -48,7 +48,7 @@ void random_cuda(const RandomArgs& a) {
   if (a.n <= 0) return;
   LEPTON_CHECK(a.dist != RandomDist::Integer || int64_t(a.b) > int64_t(a.a), Value,
                "random integers need int(low) < int(high), got [", a.a, ", ", a.b, ")");
-  random_kernel<T><<<grid_for(a.n), kThreads>>>(a);
+  random_kernel<T><<<grid_for(a.n), kThreads, 0, current_stream()>>>(a);
   check_launch("random kernel");
 }
 

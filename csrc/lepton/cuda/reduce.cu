@@ -190,15 +190,15 @@ void run_reduce(const R& red, const ReduceArgs& a) {
 
   const T* in = reinterpret_cast<const T*>(a.in);
   if (splits == 1) {
-    reduce_kernel<R, T><<<dim3(grid_x, 1), block>>>(red, in, L, a.out, a.index, nullptr);
+    reduce_kernel<R, T><<<dim3(grid_x, 1), block, 0, current_stream()>>>(red, in, L, a.out, a.index, nullptr);
     check_launch("reduce kernel");
     return;
   }
   Workspace partial(size_t(splits * L.outputs) * sizeof(A));
   A* ws = static_cast<A*>(partial.get());
-  reduce_kernel<R, T><<<dim3(grid_x, unsigned(splits)), block>>>(red, in, L, a.out, a.index, ws);
+  reduce_kernel<R, T><<<dim3(grid_x, unsigned(splits)), block, 0, current_stream()>>>(red, in, L, a.out, a.index, ws);
   check_launch("reduce kernel");
-  reduce_finish_kernel<R><<<unsigned(L.outputs < resident ? L.outputs : resident), kThreads>>>(
+  reduce_finish_kernel<R><<<unsigned(L.outputs < resident ? L.outputs : resident), kThreads, 0, current_stream()>>>(
       red, ws, splits, L.outputs, a.out, a.index);
   check_launch("reduce finish kernel");
 }

@@ -43,7 +43,7 @@ void rows_cuda(const RowsArgs& a, size_t itemsize, bool scatter) {
                      small ? FastDiv(uint32_t(a.row_numel)) : FastDiv(), a.row_numel, total, small};
   dispatch_bits(itemsize, [&](auto zero) {
     using U = decltype(zero);
-    rows_kernel<U><<<grid_for(total), kThreads>>>(a.base, reinterpret_cast<U*>(a.dense), a.offsets, L, scatter);
+    rows_kernel<U><<<grid_for(total), kThreads, 0, current_stream()>>>(a.base, reinterpret_cast<U*>(a.dense), a.offsets, L, scatter);
   });
   check_launch(scatter ? "rows scatter kernel" : "rows gather kernel");
 }

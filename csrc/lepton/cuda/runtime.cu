@@ -71,20 +71,20 @@ int driver_version() {
   return version;
 }
 
-// Host copies use the synchronous cudaMemcpy: the host buffer may be pageable and freed as
-// soon as we return, and device-to-host data must be complete on return.
+// Copies run on the current stream; those touching host memory wait for it, since the host
+// buffer may be pageable and reused, and device-to-host data must be complete on return.
 void copy_memory(void* dst, const void* src, size_t nbytes, CopyKind kind, int device) {
   if (nbytes == 0) return;
   DeviceGuard guard(device);
   switch (kind) {
     case CopyKind::HostToDevice:
-      check_cuda(cudaMemcpy(dst, src, nbytes, cudaMemcpyHostToDevice), "cudaMemcpy (host to device)");
+      copy_and_wait(dst, src, nbytes, cudaMemcpyHostToDevice, "host to device");
       break;
     case CopyKind::DeviceToHost:
-      check_cuda(cudaMemcpy(dst, src, nbytes, cudaMemcpyDeviceToHost), "cudaMemcpy (device to host)");
+      copy_and_wait(dst, src, nbytes, cudaMemcpyDeviceToHost, "device to host");
       break;
     case CopyKind::DeviceToDevice:
-      check_cuda(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, 0),
+      check_cuda(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyDeviceToDevice, current_stream()),
                  "cudaMemcpyAsync (device to device)");
       break;
   }
@@ -104,9 +104,9 @@ std::string device_name(int device) {
 void set_device(int device) { check_cuda(cudaSetDevice(device), "cudaSetDevice"); }
 
 const CudaBackend kBackend = {
-    &device_count,     &cached_malloc,    &cached_free, &copy_memory, &memory_allocated,
-    &memory_reserved,  &empty_cache,      &synchronize, &device_name, &driver_version,
-    &set_device,
+    &device_count,    &cached_malloc, &cached_free, &copy_memory,  &memory_allocated,
+    &memory_reserved, &empty_cache,   &synchronize, &device_name,  &driver_version,
+    &set_device,      &stream_api(),
 };
 [[maybe_unused]] const bool kRegistered = (register_cuda_backend(&kBackend), true);
 

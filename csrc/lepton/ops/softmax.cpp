@@ -106,8 +106,10 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ig
   a.label_smoothing = label_smoothing;
   if (n) {
     const int64_t bad = softmax_kernel(x, name)->cross_entropy(a);
-    LEPTON_CHECK(bad < 0, Index, name, ": target ", bad < 0 ? 0 : a.target[bad], " is out of bounds for ", c,
-                 " classes");
+    if (bad >= 0) {  // the targets may live on the GPU: fetch the offending one
+      const Tensor value = to(select(t, 0, bad), Device{}, std::nullopt, false);
+      LEPTON_CHECK(false, Index, name, ": target ", value.data<int64_t>()[0], " is out of bounds for ", c, " classes");
+    }
   }
   if (autograd::needs_grad({&logits})) {
     autograd::SavedTensor sx(x, false), st(t, false), sl(lse, false);

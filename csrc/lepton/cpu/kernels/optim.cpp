@@ -8,9 +8,12 @@
 #include <vector>
 
 #include "lepton/cpu/kernels/common.h"
+#include "lepton/ops/optim_rules.h"
 
 namespace lepton::cpu::LEPTON_ISA {
 namespace {
+
+using namespace optim_rules;
 
 // The fast kernels cut the concatenated elements into chunks that the threads take as they
 // finish (a thread descheduled on a busy machine then delays one chunk, not half the step).
@@ -70,33 +73,18 @@ LEPTON_SIMD_INLINE void run_part(int64_t b, int64_t e, const Step& step) {
 template <class T> T* ptr(void* const* a, int64_t t) { return static_cast<T*>(a[t]); }
 template <class T> const T* ptr(const void* const* a, int64_t t) { return static_cast<const T*>(a[t]); }
 
-// torch.lerp's formula: exact at both ends of the weight range.
-template <class A>
-LEPTON_SIMD_INLINE A lerp(A self, A end, A w) {
-  return w < A(0.5) ? self + w * (end - self) : end - (end - self) * (A(1) - w);
-}
-
-enum class Decay { None, L2, Decoupled };
-
 template <class T, bool Fast, bool Momentum, bool Nesterov, bool FirstStep, Decay D>
 void sgd_impl(const SgdArgs& a) {
   using A = acc_t<T>;
-  const A lr = A(a.lr), wd = A(a.weight_decay), mom = A(a.momentum), keep = A(1 - a.dampening);
-  const A sign = a.maximize ? A(-1) : A(1);
+  const SgdScalars<A> s{A(a.lr), A(a.weight_decay), A(a.momentum), A(1 - a.dampening), a.maximize ? A(-1) : A(1)};
   for_each_part<Fast>(a.list, [&](int64_t t, int64_t b, int64_t e) {
     T* p = ptr<T>(a.param, t);
     const T* g = ptr<T>(a.grad, t);
     T* buf = Momentum ? ptr<T>(a.momentum_buffer, t) : nullptr;
     run_part<Fast>(b, e, [=](int64_t i) LEPTON_SIMD_INLINE_LAMBDA {
-      A pi = load(p[i]);
-      A d = sign * load(g[i]);
-      if constexpr (D == Decay::L2) d = d + wd * pi;
-      if constexpr (Momentum) {
-        A m = FirstStep ? d : load(buf[i]) * mom + keep * d;
-        buf[i] = store<T>(m);
-        d = Nesterov ? d + mom * m : m;
-      }
-      p[i] = store<T>(pi + -lr * d);
+      A m = Momentum && !FirstStep ? load(buf[i]) : A(0);
+      p[i] = store<T>(sgd_step<A, Momentum, Nesterov, FirstStep, D>(load(p[i]), load(g[i]), m, s));
+      if constexpr (Momentum) buf[i] = store<T>(m);
     });
   });
 }
@@ -104,9 +92,8 @@ void sgd_impl(const SgdArgs& a) {
 template <class T, bool Fast, bool Amsgrad, Decay D>
 void adam_impl(const AdamArgs& a) {
   using A = acc_t<T>;
-  const A wd = A(a.weight_decay), decay = A(1 - a.lr * a.weight_decay), eps = A(a.eps);
-  const A w1 = A(1 - a.beta1), beta2 = A(a.beta2), w2 = A(1 - a.beta2);
-  const A sign = a.maximize ? A(-1) : A(1);
+  const AdamScalars<A> s{A(a.weight_decay), A(1 - a.lr * a.weight_decay), A(a.eps),  A(1 - a.beta1),
+                         A(a.beta2),        A(1 - a.beta2),                a.maximize ? A(-1) : A(1)};
   for_each_part<Fast>(a.list, [&](int64_t t, int64_t b, int64_t e) {
     T* p = ptr<T>(a.param, t);
     const T* g = ptr<T>(a.grad, t);
@@ -115,22 +102,11 @@ void adam_impl(const AdamArgs& a) {
     T* vmax = Amsgrad ? ptr<T>(a.max_exp_avg_sq, t) : nullptr;
     const A neg_step = A(-a.step_size[t]), bc2 = A(a.bias_correction2_sqrt[t]);
     run_part<Fast>(b, e, [=](int64_t i) LEPTON_SIMD_INLINE_LAMBDA {
-      A pi = load(p[i]);
-      A gi = sign * load(g[i]);
-      if constexpr (D == Decay::Decoupled) pi = pi * decay;
-      if constexpr (D == Decay::L2) gi = gi + wd * pi;
-      const A mi = lerp(load(m[i]), gi, w1);
-      A vi = load(v[i]) * beta2;
-      vi = vi + w2 * gi * gi;
+      A mi = load(m[i]), vi = load(v[i]), vmi = Amsgrad ? load(vmax[i]) : A(0);
+      p[i] = store<T>(adam_step<A, Amsgrad, D>(load(p[i]), load(g[i]), mi, vi, vmi, neg_step, bc2, s));
       m[i] = store<T>(mi);
       v[i] = store<T>(vi);
-      if constexpr (Amsgrad) {
-        const A old = load(vmax[i]);
-        vi = old > vi || old != old ? old : vi;  // torch.maximum: NaN propagates
-        vmax[i] = store<T>(vi);
-      }
-      const A denom = std::sqrt(vi) / bc2 + eps;
-      p[i] = store<T>(pi + neg_step * (mi / denom));
+      if constexpr (Amsgrad) vmax[i] = store<T>(vmi);
     });
   });
 }
@@ -160,23 +136,6 @@ void adam(const AdamArgs& a) {
                       : adam_impl<T, Fast, M, Decay::Decoupled>)(a);
   };
   ams ? pick(std::true_type{}) : pick(std::false_type{});
-}
-
-// Per-element |x|^p accumulation: sums for finite p, a max (NaN-propagating) for p = inf.
-enum class NormKind { One, Two, Inf, General };
-
-template <NormKind K>
-LEPTON_SIMD_INLINE double norm_term(double x, double p) {
-  if constexpr (K == NormKind::One) return std::fabs(x);
-  if constexpr (K == NormKind::Two) return x * x;
-  if constexpr (K == NormKind::Inf) return std::fabs(x);
-  return std::pow(std::fabs(x), p);
-}
-
-template <NormKind K>
-LEPTON_SIMD_INLINE double norm_combine(double acc, double term) {
-  if constexpr (K == NormKind::Inf) return acc > term || acc != acc ? acc : term;
-  return acc + term;
 }
 
 // Chunks sum into their own slots, added in order: the result does not depend on the threads.
