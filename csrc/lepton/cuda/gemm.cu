@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(kSimtThreads) gemm_simt(GemmArgs g, int64_t ba
 // ---------------------------------------------------------------------------------------------
 // Tensor-core kernel (float16, bfloat16)
 
-constexpr int kTBM = 128, kTBN = 128, kTBK = 32, kStages = 3, kTcThreads = 256;
+constexpr int kTBM = 128, kTBN = kTBM, kTBK = 32, kStages = 3, kTcThreads = 256;  // load_tile assumes kTBN == kTBM
 constexpr int kLd = kTBK + 8;  // 80-byte shared rows: ldmatrix's 8 row reads hit distinct banks
 constexpr int kStageElems = (kTBM + kTBN) * kLd;
 constexpr size_t kTcSmemBytes = size_t(kStages) * kStageElems * sizeof(uint16_t);
@@ -156,48 +156,36 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
 #endif
 }
 
-// Shared layout of a stage: A as [kTBM][kLd] (row m, K contiguous) then B as [kTBN][kLd]
-// (column n, K contiguous), the operand layouts mma's row.col form expects.
+// One operand's tile of a stage, [kTBM rows][kTBK] with K contiguous: A's rows are M, B's
+// are N (the operand layouts mma's row.col form expects). Element (r, k) of the operand is at
+// p[r·rs + k·ks]; rows past `rows` and k past K read as 0.
+template <bool kAsync>
+__device__ __forceinline__ void load_tile(uint16_t* tile, const uint16_t* p, int64_t rs, int64_t ks, int64_t rows,
+                                          int64_t K, int64_t r0, int64_t k0) {
+  const int tid = threadIdx.x;
+  if constexpr (kAsync) {  // ks == 1: 128 rows × 4 chunks of 8 elements, two chunks per thread
+    for (int r = 0; r < 2; ++r) {
+      const int c = tid + r * kTcThreads, row = c / 4, kc = (c % 4) * 8;
+      const int64_t gr = r0 + row, gk = k0 + kc, left = K - gk;
+      const int bytes = gr < rows && left > 0 ? int(left >= 8 ? 16 : left * 2) : 0;
+      cp_async_16(tile + row * kLd + kc, bytes ? p + gr * rs + gk : p, bytes);
+    }
+  } else {  // consecutive threads walk whichever dimension has unit stride
+    const bool row_unit = rs == 1;
+    for (int r = 0; r < kTBM * kTBK / kTcThreads; ++r) {
+      const int e = tid + r * kTcThreads;
+      const int rr = row_unit ? e % kTBM : e / kTBK, kk = row_unit ? e / kTBM : e % kTBK;
+      const int64_t gr = r0 + rr, gk = k0 + kk;
+      tile[rr * kLd + kk] = gr < rows && gk < K ? p[gr * rs + gk * ks] : uint16_t(0);
+    }
+  }
+}
+
 template <bool kAsyncA, bool kAsyncB>
 __device__ __forceinline__ void load_stage(uint16_t* stage, const GemmArgs& g, const uint16_t* A,
                                            const uint16_t* B, int64_t m0, int64_t n0, int64_t k0) {
-  const int tid = threadIdx.x;
-  uint16_t* As = stage;
-  uint16_t* Bs = stage + kTBM * kLd;
-  if constexpr (kAsyncA) {  // 128 rows × 4 chunks of 8 elements, two chunks per thread
-    for (int r = 0; r < 2; ++r) {
-      const int c = tid + r * kTcThreads, row = c / 4, kc = (c % 4) * 8;
-      const int64_t gm = m0 + row, gk = k0 + kc;
-      const int64_t left = g.k - gk;
-      const int bytes = gm < g.m && left > 0 ? int(left >= 8 ? 16 : left * 2) : 0;
-      cp_async_16(As + row * kLd + kc, bytes ? A + gm * g.a_rs + gk : A, bytes);
-    }
-  } else {
-    const bool m_unit = g.a_rs == 1;
-    for (int r = 0; r < kTBM * kTBK / kTcThreads; ++r) {
-      const int e = tid + r * kTcThreads;
-      const int mm = m_unit ? e % kTBM : e / kTBK, kk = m_unit ? e / kTBM : e % kTBK;
-      const int64_t gm = m0 + mm, gk = k0 + kk;
-      As[mm * kLd + kk] = gm < g.m && gk < g.k ? A[gm * g.a_rs + gk * g.a_cs] : uint16_t(0);
-    }
-  }
-  if constexpr (kAsyncB) {
-    for (int r = 0; r < 2; ++r) {
-      const int c = tid + r * kTcThreads, col = c / 4, kc = (c % 4) * 8;
-      const int64_t gn = n0 + col, gk = k0 + kc;
-      const int64_t left = g.k - gk;
-      const int bytes = gn < g.n && left > 0 ? int(left >= 8 ? 16 : left * 2) : 0;
-      cp_async_16(Bs + col * kLd + kc, bytes ? B + gn * g.b_cs + gk : B, bytes);
-    }
-  } else {
-    const bool n_unit = g.b_cs == 1;
-    for (int r = 0; r < kTBN * kTBK / kTcThreads; ++r) {
-      const int e = tid + r * kTcThreads;
-      const int nn = n_unit ? e % kTBN : e / kTBK, kk = n_unit ? e / kTBN : e % kTBK;
-      const int64_t gn = n0 + nn, gk = k0 + kk;
-      Bs[nn * kLd + kk] = gn < g.n && gk < g.k ? B[gk * g.b_rs + gn * g.b_cs] : uint16_t(0);
-    }
-  }
+  load_tile<kAsyncA>(stage, A, g.a_rs, g.a_cs, g.m, g.k, m0, k0);
+  load_tile<kAsyncB>(stage + kTBM * kLd, B, g.b_cs, g.b_rs, g.n, g.k, n0, k0);
 }
 
 // 8 warps as 2 (M) × 4 (N); each warp computes a 64×32 tile as 4×4 m16n8 accumulators.
