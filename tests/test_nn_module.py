@@ -37,6 +37,14 @@ def test_parameter_is_a_tensor_leaf_that_aliases_its_data():
     assert not nn.Parameter(data, requires_grad=False).requires_grad
 
 
+def test_none_and_other_objects_are_not_parameters():
+    assert not isinstance(None, nn.Parameter)
+    assert not isinstance(3, nn.Parameter)
+    m = nn.Module()
+    m.x = None  # a plain attribute, not a registered parameter
+    assert m.x is None and dict(m.named_parameters()) == {}
+
+
 def test_parameter_gradients_and_derived_tensors():
     p = nn.Parameter(lepton.ones(2))
     (p * 3).sum().backward()

@@ -20,7 +20,7 @@ _registry = weakref.WeakValueDictionary()  # id -> tensor; entries vanish with t
 
 class _ParameterMeta(type):
     def __instancecheck__(cls, obj):
-        return _registry.get(id(obj)) is obj
+        return isinstance(obj, Tensor) and _registry.get(id(obj)) is obj  # (get's default None is no Parameter)
 
 
 class Parameter(metaclass=_ParameterMeta):
