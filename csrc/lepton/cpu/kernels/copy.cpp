@@ -122,10 +122,17 @@ void fill_kernel(const StridedIter& it, Scalar value) {
 
 template <class U>
 void rows_typed(const RowsArgs& a, bool scatter) {
+  // Rows that are one contiguous run (index_select on dim 0, embedding-style lookups) are memcpys.
+  const bool contiguous = a.ndim == 0 || (a.ndim == 1 && a.row_strides[0] == 1);
   parallel_range(a.nrows, 1 + 16384 / (a.row_numel + 1), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       U* row = reinterpret_cast<U*>(a.base) + a.offsets[r];
       U* dense = reinterpret_cast<U*>(a.dense) + r * a.row_numel;
+      if (contiguous) {
+        std::memcpy(scatter ? static_cast<void*>(row) : dense, scatter ? static_cast<void*>(dense) : row,
+                    size_t(a.row_numel) * sizeof(U));
+        continue;
+      }
       int64_t idx[kMaxDims] = {};
       for (int64_t j = 0; j < a.row_numel; ++j) {
         int64_t off = 0;
