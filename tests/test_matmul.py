@@ -54,6 +54,18 @@ def test_transposed_views(m, n, k, ta, tb):
     check(la @ lb, a.astype(np.float64) @ b, k)
 
 
+@pytest.mark.parametrize("n,k", [(1, 1), (300, 530), (1000, 64)])
+@pytest.mark.parametrize("tb", [False, True])
+def test_single_row_in_place_path(n, k, tb):
+    """M = 1 reads B in place (dot products or row updates): both layouts, alpha/beta, a strided row."""
+    a, b, c = rand(3, k)[1:2], rand(k, n, seed=1), rand(1, n, seed=2)
+    lb = lepton.tensor(np.ascontiguousarray(b.T)).T if tb else lepton.tensor(b)
+    la = lepton.tensor(rand(k, 3)).T[1:2]  # a row with column stride 3
+    check(la @ lb, np.ascontiguousarray(rand(k, 3).T[1:2]).astype(np.float64) @ b, k)
+    out = lepton.addmm(lepton.tensor(c), lepton.tensor(a), lb, beta=0.5, alpha=2.0)
+    check(out, 0.5 * c.astype(np.float64) + 2.0 * (a.astype(np.float64) @ b), k)
+
+
 def test_strided_slices():
     a, b = rand(40, 60), rand(60, 50, seed=1)
     la, lb = lepton.tensor(a)[::2, 1::3], lepton.tensor(b)[1::3, ::2]

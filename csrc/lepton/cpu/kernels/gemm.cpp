@@ -6,6 +6,7 @@
 // loop gemm_reference stays beside it as the oracle for tests (LEPTON_GEMM=reference).
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 #include "lepton/cpu/kernels/common.h"
 #include "lepton/cpu/kernels/vecmath.h"
@@ -304,11 +305,63 @@ void gemm_empty_k(const GemmArgs& g) {
     }
 }
 
+// M = 1 (batch-1 inference): packing B for the microkernel would cost more than the product,
+// so B is read once in place: as dot products with the row of A when B's columns run along K
+// (x·Wᵀ), else as scaled additions of B's rows. Needs one of B's strides to be 1.
+template <class T>
+void gemv_row(const GemmArgs& g, const T* A, const T* B, T* C) {
+  const int64_t K = g.k, N = g.n;
+  std::vector<T> a_copy;
+  const T* a = A;
+  if (g.a_cs != 1) {
+    a_copy.resize(size_t(K));
+    for (int64_t k = 0; k < K; ++k) a_copy[size_t(k)] = A[k * g.a_cs];
+    a = a_copy.data();
+  }
+  const T alpha = T(g.alpha), beta = T(g.beta);
+  const T* bias = static_cast<const T*>(g.bias);
+  auto finish = [&](const T* sums, int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) C[j] = alpha * sums[j - j0] + (beta == T(0) ? T(0) : beta * C[j]);
+    finish_row(C + j0, j1 - j0, bias ? bias + j0 : nullptr, g.act);
+  };
+  const int nt = 2 * K * N < kSerialFlops ? 1 : omp_get_max_threads();
+  constexpr int64_t kCols = 256;  // columns per task: partial sums stay in L1
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t j0 = 0; j0 < N; j0 += kCols) {
+    const int64_t j1 = std::min(N, j0 + kCols);
+    T sums[kCols];
+    if (g.b_rs == 1) {
+      for (int64_t j = j0; j < j1; ++j) {
+        const T* col = B + j * g.b_cs;
+        T s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t k = 0; k < K; ++k) s += a[k] * col[k];
+        sums[j - j0] = s;
+      }
+    } else {
+      for (int64_t j = j0; j < j1; ++j) sums[j - j0] = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const T ak = a[k];
+        const T* row = B + k * g.b_rs + j0;
+#pragma omp simd
+        for (int64_t j = 0; j < j1 - j0; ++j) sums[j] += ak * row[j];
+      }
+    }
+    finish(sums, j0, j1);
+  }
+}
+
 template <class K>
 void gemm_fast(const GemmArgs& g) {
   using T = typename K::T;
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (g.k == 0) return gemm_empty_k<T>(g);
+  if (g.m == 1 && (g.b_rs == 1 || g.b_cs == 1)) {
+    for (int64_t b = 0; b < g.batch; ++b)
+      gemv_row<T>(g, static_cast<const T*>(g.a) + b * g.a_bs, static_cast<const T*>(g.b) + b * g.b_bs,
+                  static_cast<T*>(g.c) + b * g.c_bs);
+    return;
+  }
   const int64_t flops = 2 * g.m * g.n * g.k * g.batch;
   const int nt = flops < kSerialFlops ? 1 : omp_get_max_threads();
   // Each matrix is cut into `parts` blocks: along N in whole panels when there are enough of
