@@ -16,43 +16,57 @@ import time
 
 def median_time(fn, *, warmup=2, repeat=7, min_time=0.05, sync=None):
     """Median seconds per call of fn(), each sample looping until it lasts at least min_time."""
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    # calls per sample, so that short ops are not dominated by timer resolution
-    start = time.perf_counter()
-    fn()
-    if sync:
-        sync()
-    once = max(time.perf_counter() - start, 1e-7)
-    inner = max(1, int(min_time / once))
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(inner):
+    return median_times({"fn": fn}, warmup=warmup, repeat=repeat, min_time=min_time, sync=sync)["fn"]
+
+
+def median_times(fns, *, warmup=2, repeat=7, min_time=0.05, sync=None):
+    """median_time of each of fns ({name: fn}), their samples taken in turn (a b a b ...) so that
+    a burst of load on a shared machine hits all of them alike."""
+    inner = {}
+    for name, fn in fns.items():
+        for _ in range(warmup):
             fn()
         if sync:
             sync()
-        samples.append((time.perf_counter() - t0) / inner)
-    return statistics.median(samples)
+        # calls per sample, so that short ops are not dominated by timer resolution
+        start = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        once = max(time.perf_counter() - start, 1e-7)
+        inner[name] = max(1, int(min_time / once))
+    samples = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            if sync:
+                sync()
+            samples[name].append((time.perf_counter() - t0) / inner[name])
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 class Suite:
     """Collects rows of {name, metric, lepton, references...} and prints/saves them."""
 
-    def __init__(self, title, metric):
+    def __init__(self, title, metric, scale=1e9):
         self.title = title
         self.metric = metric  # e.g. "GB/s": higher is better
+        self.scale = scale  # units of work per unit of metric: 1e9 for GB/s and GFLOP/s, 1 for samples/s
         self.rows = []
 
-    def add(self, name, work, lepton_fn, references, **timing):
-        """work: units of `metric` done per call (bytes for GB/s, flops for GFLOP/s)."""
-        times = {"lepton": median_time(lepton_fn, **timing)}
-        for ref_name, ref_fn in references.items():
-            times[ref_name] = median_time(ref_fn, **timing)
+    def add(self, name, work, lepton_fn, references, interleave=False, **timing):
+        """work: units of `metric` done per call (bytes for GB/s, flops for GFLOP/s). interleave:
+        take the samples of Lepton and the references in turn (for long calls on a noisy machine)."""
+        if interleave:
+            times = median_times({"lepton": lepton_fn, **references}, **timing)
+        else:
+            times = {"lepton": median_time(lepton_fn, **timing)}
+            for ref_name, ref_fn in references.items():
+                times[ref_name] = median_time(ref_fn, **timing)
         row = {"name": name, "seconds": times}
-        row["rate"] = {k: work / v / 1e9 for k, v in times.items()}
+        row["rate"] = {k: work / v / self.scale for k, v in times.items()}
         row["ratio"] = {k: v / times["lepton"] for k, v in times.items() if k != "lepton"}
         self.rows.append(row)
         self._print_row(row)

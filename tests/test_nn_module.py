@@ -311,3 +311,25 @@ def test_module_dict_and_parameter_list():
     assert params[-1].shape == (4,)
     with pytest.raises(TypeError, match="holds tensors"):
         params.append(3)
+
+
+def test_deepcopy_of_tensors_and_models():
+    import copy
+
+    p = nn.Parameter(lepton.ones(3))
+    p.grad = lepton.full((3,), 2.0)
+    q = copy.deepcopy(p)
+    assert isinstance(q, nn.Parameter) and q is not p and q.requires_grad
+    np.testing.assert_array_equal(q.grad.numpy(), [2, 2, 2])
+    with lepton.no_grad():
+        q.fill_(5)
+    np.testing.assert_array_equal(p.detach().numpy(), [1, 1, 1])  # its own storage
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(p * 2)
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    model[2].weight = model[0].weight  # tied
+    twin = copy.deepcopy(model)
+    assert twin[2].weight is twin[0].weight and twin[0].weight is not model[0].weight
+    x = lepton.randn(2, 4)
+    np.testing.assert_array_equal(twin(x).detach().numpy(), model(x).detach().numpy())

@@ -22,6 +22,7 @@ from lepton._C import (
 )
 from lepton import autograd, cuda
 from lepton.autograd import enable_grad, no_grad, set_grad_enabled
+from lepton._inference import inference_mode, is_inference_mode_enabled
 from lepton._C import is_grad_enabled
 from lepton._creation import (
     arange,
@@ -46,7 +47,17 @@ from lepton._functions import __all__ as _function_names
 from lepton._info import info
 from lepton.io import load, save
 from lepton import _tensor_repr  # noqa: F401  (installs Tensor.__repr__ and friends)
+from lepton import _tensor_copy  # noqa: F401  (installs Tensor.__deepcopy__)
 from lepton import nn, optim
+
+
+def __getattr__(name):  # lepton.data and lepton.datasets load on first use (they add ~20% to import time)
+    if name in ("data", "datasets"):
+        import importlib
+
+        return importlib.import_module(f"lepton.{name}")
+    raise AttributeError(f"module 'lepton' has no attribute '{name}'")
+
 
 __version__ = _C._build_info()["version"]
 
@@ -68,6 +79,7 @@ __all__ = [
     "manual_seed", "initial_seed", "get_rng_state", "set_rng_state", "cat", "stack", "where",
     "promote_types", "set_num_threads", "get_num_threads", "info", "cuda", "autograd", "nn", "optim",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "save", "load",
+    "inference_mode", "is_inference_mode_enabled",
     "bool", "uint8", "int8", "int32", "int64", "float16", "bfloat16", "float32", "float64",
     *_function_names,
 ]
