@@ -71,5 +71,10 @@ void bind_linalg(py::module_& m);  // after bind_tensor: adds Tensor methods
 void bind_autograd(py::module_& m);
 void bind_optim(py::module_& m);
 void bind_softmax(py::module_& m);
+void bind_conv(py::module_& m);  // conv2d and pooling
+void bind_norm(py::module_& m);
+void bind_attention(py::module_& m);
+void bind_quant(py::module_& m);  // int8 quantisation and GEMM
+void bind_dist(py::module_& m);  // NCCL communicators (lepton._C._dist)
 
 }  // namespace lepton::py_bind

@@ -34,4 +34,9 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_autograd(m);
   py_bind::bind_optim(m);
   py_bind::bind_softmax(m);
+  py_bind::bind_conv(m);
+  py_bind::bind_norm(m);
+  py_bind::bind_attention(m);
+  py_bind::bind_quant(m);
+  py_bind::bind_dist(m);
 }

@@ -3,6 +3,11 @@
 #include <cstring>
 
 #include "lepton/cpu/kernel_set.h"
+#include "lepton/ops/attention_kernels.h"
+#include "lepton/ops/conv_kernels.h"
+#include "lepton/ops/int8_kernels.h"
+#include "lepton/ops/norm_kernels.h"
+#include "lepton/ops/pool_kernels.h"
 
 namespace lepton::cpu {
 namespace {
@@ -38,7 +43,12 @@ const char* register_cpu_kernels() {
   ns::fill_random(set);          \
   ns::fill_gemm(set);            \
   ns::fill_optim(set);           \
-  ns::fill_softmax(set);
+  ns::fill_softmax(set);         \
+  ns::fill_conv(set);            \
+  ns::fill_pool(set);            \
+  ns::fill_norm(set);            \
+  ns::fill_attention(set);       \
+  ns::fill_int8_gemm(set);
   if (!std::strcmp(isa, "avx512")) {
     LEPTON_FILL_FROM(avx512)
   } else if (!std::strcmp(isa, "avx2")) {
@@ -56,6 +66,11 @@ const char* register_cpu_kernels() {
   register_table(reduce_kernels, set.reduce);
   register_table(random_kernels, set.random);
   register_table(softmax_kernels, set.softmax);
+  register_table(conv_kernels, set.conv);
+  register_table(pool_kernels, set.pool);
+  register_table(norm_kernels, set.norm);
+  register_table(attention_kernels, set.attention);
+  register_table(int8_gemm_kernels, set.int8_gemm);
   register_table(optimizer_kernels, set.optimizer);
   register_table(optimizer_reference_kernels, set.optimizer_reference);
   for (int t = 0; t < kNumDTypes; ++t) rows_kernels.set(DeviceType::CPU, DType(t), set.rows);

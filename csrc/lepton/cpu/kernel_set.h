@@ -4,6 +4,14 @@
 #pragma once
 #include "lepton/ops/kernels.h"
 
+namespace lepton {
+struct ConvKernels;
+struct PoolKernels;
+struct NormKernels;
+struct AttentionKernels;
+struct Int8GemmKernels;
+}  // namespace lepton
+
 namespace lepton::cpu {
 
 struct KernelSet {
@@ -21,6 +29,11 @@ struct KernelSet {
   const SoftmaxKernels* softmax[kNumDTypes] = {};
   const OptimizerKernels* optimizer[kNumDTypes] = {};            // parallel, vectorised
   const OptimizerKernels* optimizer_reference[kNumDTypes] = {};  // serial scalar loops, for tests
+  const ConvKernels* conv[kNumDTypes] = {};
+  const PoolKernels* pool[kNumDTypes] = {};
+  const NormKernels* norm[kNumDTypes] = {};
+  const AttentionKernels* attention[kNumDTypes] = {};
+  const Int8GemmKernels* int8_gemm[kNumDTypes] = {};
 };
 
 #define LEPTON_DECLARE_ISA(isa)                      \
@@ -32,6 +45,11 @@ struct KernelSet {
   void fill_gemm(KernelSet& set);                    \
   void fill_optim(KernelSet& set);                   \
   void fill_softmax(KernelSet& set);                 \
+  void fill_conv(KernelSet& set);                    \
+  void fill_pool(KernelSet& set);                    \
+  void fill_norm(KernelSet& set);                    \
+  void fill_attention(KernelSet& set);               \
+  void fill_int8_gemm(KernelSet& set);               \
   }
 LEPTON_DECLARE_ISA(scalar)
 LEPTON_DECLARE_ISA(avx2)

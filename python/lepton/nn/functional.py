@@ -81,6 +81,10 @@ def softmax(input, dim=None, dtype=None):
     return _in_float32_if_half(_C.softmax, input, _softmax_dim("softmax", input, dim))
 
 
+def _is_16bit(t):
+    return t.dtype in (_C.dtype.float16, _C.dtype.bfloat16)
+
+
 def _in_float32_if_half(op, input, dim):
     """The fused kernels are float32/float64: 16-bit inputs compute in float32 and round once."""
     if input.dtype in (_C.dtype.float16, _C.dtype.bfloat16):
@@ -89,16 +93,19 @@ def _in_float32_if_half(op, input, dim):
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
-    """Zeroes each element with probability p and scales the rest by 1/(1-p); identity unless training."""
+    """Zeroes each element with probability p and scales the rest by 1/(1-p); identity unless training.
+
+    One fused kernel: the mask comes from the global Philox generator (lepton.manual_seed makes it
+    reproducible) and is made again for the backward instead of being stored.
+    """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
-    if p == 1.0:
-        return input.mul_(0.0) if inplace else input * 0.0
-    keep = _C.rand(input.shape, dtype=input.dtype, device=input.device) >= p
-    scale = keep.to(input.dtype) * (1.0 / (1.0 - p))
-    return input.mul_(scale) if inplace else input * scale
+    if _is_16bit(input):  # the kernel is float32/float64
+        out = _C.dropout(input.float(), p).to(input.dtype)
+        return input.copy_(out) if inplace else out
+    return _C.dropout(input, p, inplace)
 
 
 # ---- losses --------------------------------------------------------------------------------
@@ -139,11 +146,24 @@ def _pointwise_loss(name, input, target):
     return input - target
 
 
+def _fusable(input, target, *constants, target_grad=True):
+    """Whether the fused pointwise-loss kernel applies: float32/float64 input and target of one shape
+    and dtype (target requiring grad only where the kernel differentiates it), constant weights."""
+    return (isinstance(input, Tensor) and isinstance(target, Tensor)
+            and input.dtype in (_C.dtype.float32, _C.dtype.float64) and target.dtype == input.dtype and tuple(target.shape) == tuple(input.shape)
+            and target.device == input.device and (target_grad or not target.requires_grad)
+            and all(c is None or (c.dtype == input.dtype and not c.requires_grad) for c in constants))
+
+
 def mse_loss(input, target, reduction="mean"):
+    if _fusable(input, target):
+        return _C.pointwise_loss("mse", input, target, reduction=reduction)
     return _reduce(_pointwise_loss("mse_loss", input, target).square(), reduction)
 
 
 def l1_loss(input, target, reduction="mean"):
+    if _fusable(input, target):
+        return _C.pointwise_loss("l1", input, target, reduction=reduction)
     return _reduce(_pointwise_loss("l1_loss", input, target).abs(), reduction)
 
 
@@ -151,8 +171,10 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-w·(y·log x + (1-y)·log(1-x)) for probabilities x; each log is clamped at -100 as in torch."""
     _check_float("binary_cross_entropy", input=input, target=target, weight=weight)
     _check_same_shape("binary_cross_entropy", input, target)
+    if _fusable(input, target, weight, target_grad=False):
+        return _C.pointwise_loss("bce", input, target, weight, reduction=reduction)
     with no_grad():
-        if (input < 0).logical_or(input > 1).any().item():
+        if (input >= 0).logical_and(input <= 1).logical_not().any().item():
             raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1 "
                                "(use binary_cross_entropy_with_logits for logits)")
     loss = -(target * input.log().clamp(min=-100) + (1 - target) * (-input).log1p().clamp(min=-100))
@@ -164,6 +186,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     _check_float("binary_cross_entropy_with_logits", input=input, target=target, weight=weight,
                  pos_weight=pos_weight)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    if _fusable(input, target, weight, pos_weight, target_grad=False):
+        return _C.pointwise_loss("bce_with_logits", input, target, weight, pos_weight, reduction)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
     loss = (1 - target) * input - log_weight * logsigmoid(input)
     return _reduce(loss if weight is None else loss * weight, reduction)
@@ -280,3 +304,115 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         return nll
     smooth = -weighted(logp).sum(class_dim) * valid.to(logp.dtype)
     return (1 - label_smoothing) * nll + (label_smoothing / n_classes) * _reduce(smooth, reduction, w)
+
+
+# ---- convolution and pooling (NCHW) ---------------------------------------------------------
+
+__all__ += ["conv2d", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d"]
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d convolution of [N, C_in, H, W] (or [C_in, H, W]) with weight [C_out, C_in / groups, kH, kW].
+
+    stride, padding and dilation are ints or pairs; padding may also be 'valid' or 'same'
+    (stride 1). One C++ op (im2col tiles + GEMM) with its own backward.
+    """
+    return _C.conv2d(input, weight, bias, stride, padding, dilation, groups)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max over each window (stride defaults to kernel_size); with return_indices, also (values, indices)."""
+    return _C.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """(values, int64 indices h·W + w of each maximum within its input plane)."""
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over each window (stride defaults to kernel_size)."""
+    return _C.avg_pool2d(input, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Mean pooling to output_size (an int or a pair; None keeps that dimension's input size)."""
+    return _C.adaptive_avg_pool2d(input, output_size)
+
+
+# ---- normalisation and embedding -----------------------------------------------------------
+
+__all__ += ["layer_norm", "batch_norm", "embedding"]
+
+
+def _float32(t):
+    return None if t is None else t.float()
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """(x - mean)/√(var + eps)·weight + bias over the trailing normalized_shape dims (biased variance),
+    in one fused kernel; 16-bit inputs compute in float32."""
+    if _is_16bit(input):
+        return _C.layer_norm(input.float(), normalized_shape, _float32(weight), _float32(bias), eps).to(input.dtype)
+    return _C.layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Per-channel normalisation of [N, C, ...] input, in one fused kernel each way.
+
+    training: with the batch's mean and biased variance, moving running_mean/running_var (when given)
+    towards the batch mean and unbiased variance by `momentum`; otherwise with the running statistics.
+    """
+    if _is_16bit(input):  # computes in float32; 16-bit running statistics are updated through float32 copies
+        mean32, var32 = _float32(running_mean), _float32(running_var)
+        out = batch_norm(input.float(), mean32, var32, _float32(weight), _float32(bias), training, momentum, eps)
+        if training and running_mean is not None and mean32 is not running_mean:
+            with no_grad():
+                running_mean.copy_(mean32)
+                running_var.copy_(var32)
+        return out.to(input.dtype)
+    return _C.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
+              sparse=False):
+    """Rows of weight [num_embeddings, dim] at the integer indices in input -> input.shape + (dim,).
+
+    The gradient is a dense scatter-add into the weight's shape; padding_idx's row gets none. With
+    max_norm, the rows looked up are first renormalised in place to norm <= max_norm, as in torch.
+    """
+    if sparse:
+        raise NotImplementedError("embedding: sparse gradients are not supported; use sparse=False")
+    if not isinstance(input, Tensor):
+        raise TypeError(f"embedding: input must be a lepton.Tensor of indices, got {type(input).__name__}")
+    if max_norm is not None:
+        with no_grad():
+            _C.embedding_renorm_(weight, input, max_norm, norm_type)
+    if _is_16bit(weight):
+        return _C.embedding(weight.float(), input, padding_idx, scale_grad_by_freq).to(weight.dtype)
+    return _C.embedding(weight, input, padding_idx, scale_grad_by_freq)
+
+
+# ---- attention -----------------------------------------------------------------------------
+
+__all__ += ["scaled_dot_product_attention"]
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """softmax(q·kᵀ·scale + mask)·v for q [..., L, E], k [..., S, E], v [..., S, Ev] (leading dims
+    broadcast; E, Ev <= 256), in fused flash-style kernels that never hold the L×S weights.
+
+    attn_mask: bool (True = may attend) or of query's dtype (added to the scores), broadcastable to
+    [..., L, S]. is_causal (without attn_mask): query i attends to keys j <= i, aligned at the top
+    left when L != S, as in torch. A query that may attend to no key gets 0 and passes no gradient
+    (torch's behaviour). scale defaults to 1/√E. dropout_p > 0 drops weights with a counter-based
+    Philox mask (reproducible under lepton.manual_seed) that the backward regenerates rather than
+    stores. 16-bit inputs compute in float32.
+    """
+    if _is_16bit(query) and key.dtype == query.dtype and value.dtype == query.dtype:
+        mask = attn_mask if attn_mask is None or attn_mask.dtype == _C.dtype.bool else attn_mask.float()
+        out = _C.scaled_dot_product_attention(query.float(), key.float(), value.float(), mask, dropout_p, is_causal,
+                                              scale)
+        return out.to(query.dtype)
+    return _C.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)

@@ -46,3 +46,6 @@ def clip_grad_value_(parameters, clip_value):
     with no_grad():
         for g in _grads(parameters):
             g.clamp_(-clip_value, clip_value)
+
+
+from lepton.nn.fusion import fuse  # noqa: E402,F401  (inference-time BatchNorm folding and epilogue fusion)

@@ -340,16 +340,20 @@ class Module:
                 return t
             return t.to(device=device, dtype=want)
 
+        replaced = {}  # id(old) -> new, so a parameter shared by several modules (tied weights) stays shared
         with no_grad():
             for m in self.modules():
                 for name, p in m._parameters.items():
+                    if p is not None and id(p) in replaced:
+                        m._parameters[name] = replaced[id(p)]
+                        continue
                     data = None if p is None else convert(p)
                     if data is p:
                         continue
                     new = Parameter(data, p.requires_grad)
                     if p.grad is not None:
                         new.grad = convert(p.grad)
-                    m._parameters[name] = new
+                    m._parameters[name] = replaced[id(p)] = new
                 for name, b in m._buffers.items():
                     if b is not None:
                         m._buffers[name] = convert(b)

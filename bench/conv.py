@@ -1,0 +1,61 @@
+"""Float32 conv2d (NCHW) forward, and forward + backward (grads of input, weight and bias), for the
+layers of a small MNIST CNN and a ResNet-style 56x56 block, plus 2x2 max pooling, against torch
+on the same thread count."""
+
+import numpy as np
+
+import lepton
+from harness import Suite, main as bench_main
+
+# (name, N, C_in, C_out, H=W, kernel, padding)
+CONVS = [("N64 1->32 28x28 3x3", 64, 1, 32, 28, 3, 1),
+         ("N64 32->64 14x14 3x3", 64, 32, 64, 14, 3, 1),
+         ("N32 64->64 56x56 3x3", 32, 64, 64, 56, 3, 1)]
+
+
+def run(threads=2, quick=False):
+    import torch
+    import torch.nn.functional as TF
+
+    lepton.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    F = lepton.nn.functional
+    rng = np.random.default_rng(0)
+
+    def pair(*shape, grad=False):  # the same values as a lepton and a torch tensor, each owning its memory
+        x = rng.standard_normal(shape, dtype=np.float32)
+        return lepton.tensor(x, requires_grad=grad), torch.tensor(x, requires_grad=grad)
+
+    suite = Suite(f"conv2d float32 (cpu, threads={threads}; maxpool rows count input elements, G/s)", "GFLOP/s")
+    suite.header()
+    for name, n, cin, cout, hw, k, pad in CONVS[:2] if quick else CONVS:
+        (x, tx), (w, tw), (b, tb) = pair(n, cin, hw, hw, grad=True), pair(cout, cin, k, k, grad=True), \
+            pair(cout, grad=True)
+        flops = 2 * n * cout * cin * k * k * hw * hw  # stride 1, 'same'-sized output
+        with lepton.no_grad(), torch.no_grad():
+            suite.add(f"fwd     {name}", flops, lambda: F.conv2d(x, w, b, padding=pad),
+                      {"torch": lambda: TF.conv2d(tx, tw, tb, padding=pad)})
+        (gy, tgy) = pair(n, cout, hw, hw)
+
+        def lepton_step():
+            return lepton.autograd.grad(F.conv2d(x, w, b, padding=pad), [x, w, b], gy)
+
+        def torch_step():
+            return torch.autograd.grad(TF.conv2d(tx, tw, tb, padding=pad), [tx, tw, tb], tgy)
+
+        # backward: grad_x and grad_w each cost a forward's flops (grad_b is negligible)
+        suite.add(f"fwd+bwd {name}", 3 * flops, lepton_step, {"torch": torch_step})
+
+    (x, tx) = pair(64, 32, 28, 28, grad=True)
+    (gy, tgy) = pair(64, 32, 14, 14)
+    with lepton.no_grad(), torch.no_grad():
+        suite.add("fwd     maxpool 2x2 N64 32x28x28", x.numel(), lambda: F.max_pool2d(x, 2),
+                  {"torch": lambda: TF.max_pool2d(tx, 2)})
+    suite.add("fwd+bwd maxpool 2x2 N64 32x28x28", x.numel(),
+              lambda: lepton.autograd.grad(F.max_pool2d(x, 2), [x], gy),
+              {"torch": lambda: torch.autograd.grad(TF.max_pool2d(tx, 2), [tx], tgy)})
+    return suite
+
+
+if __name__ == "__main__":
+    bench_main(run, __doc__, "skip the 56x56 layer", threads_default=2)
