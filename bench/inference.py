@@ -1,0 +1,291 @@
+"""Inference: the int8 GEMM against float32 (Lepton and torch) and torch's int8 dynamic Linear;
+the MNIST MLP (trained here briefly) in float32, int8 and pruned, for accuracy and for latency /
+throughput at batch 1 and 64 against torch float32 and torch.ao.quantization.quantize_dynamic;
+the character GPT when this build has it; and `lepton serve` under a bounded local load."""
+
+import gzip
+import http.client
+import json
+import os
+import statistics
+import threading
+import time
+import warnings
+
+import numpy as np
+
+import lepton
+from harness import Suite, main as bench_main
+from lepton import nn, prune, quant
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+MEAN, STD = 0.1307, 0.3081
+
+
+class Report:
+    """Several suites under one --json file, plus figures that are not timings."""
+
+    def __init__(self):
+        self.suites, self.extra = [], {}
+
+    def to_json(self):
+        return {"suites": [s.to_json() for s in self.suites], **self.extra}
+
+
+def _idx(name):
+    with gzip.open(os.path.join(DATA, name)) as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def mnist():
+    """(x_train, y_train, x_test, y_test), images normalised as the recipes do, [N, 784] float32."""
+    def prep(images):
+        return ((images.reshape(len(images), -1).astype(np.float32) / 255 - MEAN) / STD).astype(np.float32)
+
+    return (prep(_idx("train-images-idx3-ubyte.gz")), _idx("train-labels-idx1-ubyte.gz").astype(np.int64),
+            prep(_idx("t10k-images-idx3-ubyte.gz")), _idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def train(model, x, y, steps, lr=2e-3, batch=128, seed=0, mask_model=None):
+    rng = np.random.default_rng(seed)
+    opt = lepton.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    for _ in range(steps):
+        idx = rng.integers(0, len(x), batch)
+        opt.zero_grad()
+        loss_fn(model(lepton.from_numpy(x[idx])), lepton.from_numpy(y[idx])).backward()
+        opt.step()
+        if mask_model is not None:
+            prune.apply_masks(model)
+    model.eval()
+    return model
+
+
+def accuracy(model, x, y):
+    with lepton.inference_mode():
+        return float((model(lepton.from_numpy(x)).numpy().argmax(1) == y).mean() * 100)
+
+
+def torch_copy(model):
+    import torch
+
+    layers = []
+    for m in model:
+        if isinstance(m, nn.Linear):
+            t = torch.nn.Linear(m.in_features, m.out_features)
+            t.weight.data = torch.from_numpy(m.weight.detach().numpy().copy())
+            t.bias.data = torch.from_numpy(m.bias.detach().numpy().copy())
+            layers.append(t)
+        elif isinstance(m, nn.ReLU):
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers).eval()
+
+
+def torch_int8(tmodel):
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(tmodel, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+# ---- GEMM ------------------------------------------------------------------------------------------
+
+def gemm_suite(threads, quick):
+    import torch
+
+    suite = Suite(f"int8 dynamic linear vs float32 (cpu, threads={threads}, kernel {lepton._C.int8_gemm_kernel()}; "
+                  "'lepton' = Lepton int8 incl. activation quantisation)", "GOP/s")
+    suite.header()
+    rng = np.random.default_rng(0)
+    shapes = [(1, 128, 784), (64, 128, 784), (1, 1024, 1024), (64, 1024, 1024), (256, 1024, 1024)]
+    if not quick:
+        shapes += [(1, 4096, 4096), (128, 4096, 4096)]
+    for m, n, k in shapes:
+        x = rng.standard_normal((m, k), dtype=np.float32)
+        w = (rng.standard_normal((n, k)) / np.sqrt(k)).astype(np.float32)
+        b = rng.standard_normal(n, dtype=np.float32)
+        lx, lw, lb = lepton.from_numpy(x), lepton.from_numpy(w), lepton.from_numpy(b)
+        ql = quant.QuantizedLinear.from_float(_linear_from(lw, lb))
+        tx, tw, tb = torch.from_numpy(x.copy()), torch.from_numpy(w.copy()), torch.from_numpy(b.copy())
+        tlin = torch.nn.Linear(k, n)
+        tlin.weight.data, tlin.bias.data = tw, tb
+        tq = torch_int8(torch.nn.Sequential(tlin))
+        with lepton.inference_mode(), torch.no_grad():
+            suite.add(f"{m}x{k} -> {n}", 2 * m * n * k, lambda: ql(lx),
+                      {"lepton fp32": lambda: lepton._C.linear(lx, lw, lb), "torch fp32": lambda: tlin(tx),
+                       "torch int8": lambda: tq(tx)}, repeat=5)
+    return suite
+
+
+def _linear_from(w, b):
+    lin = nn.Linear(w.shape[1], w.shape[0])
+    with lepton.no_grad():
+        lin.weight.copy_(w)
+        lin.bias.copy_(b)
+    return lin
+
+
+# ---- MNIST MLP ------------------------------------------------------------------------------------
+
+def mlp_suites(threads, quick, report):
+    import torch
+
+    xtr, ytr, xte, yte = mnist()
+    steps = 300 if quick else 1500
+    lepton.manual_seed(0)
+    t0 = time.perf_counter()
+    model = train(mlp(), xtr, ytr, steps)
+    train_s = time.perf_counter() - t0
+    q8 = quant.quantize_dynamic(model)
+    wo = quant.quantize_dynamic(model, weight_only=True)
+    tm = torch_copy(model)
+    tq = torch_int8(tm)
+    with torch.no_grad():
+        torch_acc = float((tq(torch.from_numpy(xte)).numpy().argmax(1) == yte).mean() * 100)
+    acc = {"fp32": accuracy(model, xte, yte), "int8 dynamic": accuracy(q8, xte, yte),
+           "int8 weight-only": accuracy(wo, xte, yte), "torch int8 dynamic": torch_acc}
+    print(f"\n## MNIST MLP 784-128-64-10, Adam {steps} steps of 128 ({train_s:.1f} s): test accuracy %")
+    for k, v in acc.items():
+        print(f"{k:<22} {v:6.2f}   ({v - acc['fp32']:+.2f} vs fp32)")
+
+    # pruning: sparsity vs accuracy, before and after a short masked fine-tune
+    print("\n## pruning the same MLP: test accuracy % (fine-tune: Adam lr 5e-4, 300 steps, masks kept)")
+    rows, total = [], sum(p.numel() for p in model.parameters())
+    for amount in (0.5, 0.8, 0.9, 0.95):
+        pm = _clone(model)
+        s = prune.magnitude(pm, amount)
+        before = accuracy(pm, xte, yte)
+        train(pm, xtr, ytr, 300, lr=5e-4, seed=1, mask_model=True)
+        rows.append({"method": f"magnitude global {amount:.0%}", "sparsity": s, "accuracy": before,
+                     "fine_tuned": accuracy(pm, xte, yte)})
+    for amount in (0.5, 0.75):
+        pm = _clone(model)
+        removed = prune.channels(pm, amount)
+        before = accuracy(pm, xte, yte)
+        train(pm, xtr, ytr, 300, lr=5e-4, seed=1)
+        params = sum(p.numel() for p in pm.parameters())
+        rows.append({"method": f"channels {amount:.0%} ({params} params)", "sparsity": 1 - params / total,
+                     "accuracy": before, "fine_tuned": accuracy(pm, xte, yte), "removed": removed})
+        if amount == 0.5:
+            shrunk = pm
+    for r in rows:
+        print(f"{r['method']:<34} sparsity {r['sparsity']:5.1%}  acc {r['accuracy']:6.2f}  "
+              f"fine-tuned {r['fine_tuned']:6.2f}")
+    report.extra["mnist_mlp"] = {"steps": steps, "accuracy": acc, "pruning": rows}
+
+    suite = Suite(f"MNIST MLP inference (cpu, threads={threads}; 'lepton' = Lepton int8)", "samples/s", scale=1)
+    suite.header()
+    q_shrunk = quant.quantize_dynamic(shrunk)
+    for batch in (1, 64):
+        x = xte[:batch]
+        lx, tx = lepton.from_numpy(x.copy()), torch.from_numpy(x.copy())
+        with lepton.inference_mode(), torch.no_grad():
+            suite.add(f"batch {batch}", batch, lambda: q8(lx),
+                      {"lepton fp32": lambda: model(lx), "lepton int8 ch-pruned 50%": lambda: q_shrunk(lx),
+                       "torch fp32": lambda: tm(tx), "torch int8": lambda: tq(tx)}, repeat=5)
+    return suite, q8, xte
+
+
+def _clone(model):
+    from lepton.nn.fusion import clone_module
+
+    return clone_module(model)
+
+
+# ---- GPT --------------------------------------------------------------------------------------------
+
+def gpt_suite(threads):
+    try:
+        from lepton.models import CharGPT
+    except ImportError as e:
+        print(f"\n(GPT skipped: {e})")
+        return None
+    lepton.manual_seed(0)
+    model = CharGPT(65, 4, 4, 128, 64).eval()
+    q8 = quant.quantize_dynamic(model)
+    suite = Suite(f"char GPT 4x128 forward (cpu, threads={threads}; 'lepton' = Lepton int8)", "tokens/s", scale=1)
+    suite.header()
+    for batch in (1, 64):
+        idx = lepton.randint(0, 65, (batch, 64))
+        with lepton.inference_mode():
+            suite.add(f"batch {batch} x 64 tokens", batch * 64, lambda: q8(idx), {"lepton fp32": lambda: model(idx)},
+                      repeat=5)
+    return suite
+
+
+# ---- server -----------------------------------------------------------------------------------------
+
+def load_test(server, xs, clients, per_client):
+    latencies, errors = [], [0]
+    lock = threading.Lock()
+
+    def client(c):
+        for i in range(per_client):
+            body = json.dumps({"input": xs[(c * per_client + i) % len(xs)].tolist()})
+            t0 = time.perf_counter()
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+            conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            conn.close()
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+                errors[0] += r.status != 200
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    q = statistics.quantiles(latencies, n=100)
+    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / wall, "p50_ms": q[49] * 1e3,
+            "p99_ms": q[98] * 1e3}
+
+
+def server_figures(model_q8, xte, quick, report):
+    from lepton.serve import InferenceServer, Servable
+
+    clients, per_client = 8, 40 if quick else 150
+    print(f"\n## lepton serve, MNIST MLP int8: {clients} concurrent clients x {per_client} single-sample requests "
+          "(new connection each, loopback)")
+    rows = {}
+    for label, max_batch in (("no batching (max_batch 1)", 1), ("micro-batching (max_batch 64, 2 ms)", 64)):
+        servable = Servable(model_q8, (784,), name="mnist-mlp-int8", version="bench")
+        with InferenceServer(servable, port=0, max_batch=max_batch, max_wait_ms=2.0) as srv:
+            load_test(srv, xte, 2, 10)  # warm-up
+            r = load_test(srv, xte, clients, per_client)
+        rows[label] = r
+        print(f"{label:<38} {r['rps']:7.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+              f"errors {r['errors']}")
+    report.extra["server"] = rows
+
+
+def run(threads=2, quick=False):
+    import torch
+
+    lepton.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    report = Report()
+    report.suites.append(gemm_suite(threads, quick))
+    suite, q8, xte = mlp_suites(threads, quick, report)
+    report.suites.append(suite)
+    g = gpt_suite(threads)
+    if g:
+        report.suites.append(g)
+    server_figures(q8, xte, quick, report)
+    return report
+
+
+if __name__ == "__main__":
+    bench_main(run, __doc__, "fewer GEMM shapes, shorter training and load test", threads_default=2)
