@@ -8,7 +8,7 @@ import pytest
 
 import lepton
 from lepton import _C, nn, quant
-from tests.conftest import run_python
+from conftest import run_python
 
 SHAPES = [(1, 1, 1), (1, 10, 784), (7, 33, 13), (6, 64, 4), (13, 17, 5), (64, 128, 784), (5, 130, 67),
           (0, 5, 3), (3, 0, 8), (97, 65, 129)]

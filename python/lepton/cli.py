@@ -217,19 +217,22 @@ def _cmd_generate(args):
 # ---- bench --------------------------------------------------------------------------------------
 
 def _bench_dir():
-    """bench/ of the source checkout this package runs from (absent in an installed wheel)."""
+    """bench/ of the source checkout this package runs from, or else of the checkout in the
+    current directory (an installed wheel has none of its own)."""
     import lepton
 
     here = Path(lepton.__file__).resolve().parent  # python/lepton in a checkout
-    candidate = here.parent.parent / "bench"
-    return candidate if (candidate / "harness.py").is_file() else None
+    for candidate in (here.parent.parent / "bench", Path.cwd() / "bench"):
+        if (candidate / "harness.py").is_file():
+            return candidate
+    return None
 
 
 def _cmd_bench(args):
     root = _bench_dir()
     if root is None:
         raise UsageError("the benchmarks live in the source checkout's bench/ directory, which this installation "
-                         "does not have; run from a clone (pip install -e .)")
+                         "does not have; run it from a clone's top directory")
     suites = sorted(p.stem for p in root.glob("*.py") if p.stem != "harness")
     if args.list:
         print("\n".join(suites))
