@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -29,9 +30,16 @@ def _mpiexec():
 
 
 def _run(case, n, timeout=60, dist_timeout=20, extra_env=None):
-    env = dict(os.environ, LEPTON_DIST_TIMEOUT=str(dist_timeout), OMP_NUM_THREADS="1", **(extra_env or {}))
-    start = time.monotonic()
-    return _run_bounded([_mpiexec(), "-n", str(n), sys.executable, HERE, case], env, timeout), time.monotonic() - start
+    """(process, seconds, what the ranks reported): reports go to one file per rank, since the
+    ranks' stdout lines can interleave mid-line on mpiexec's pipe."""
+    with tempfile.TemporaryDirectory() as reports:
+        env = dict(os.environ, LEPTON_DIST_TIMEOUT=str(dist_timeout), OMP_NUM_THREADS="1",
+                   LEPTON_TEST_REPORTS=reports, **(extra_env or {}))
+        start = time.monotonic()
+        proc = _run_bounded([_mpiexec(), "-n", str(n), sys.executable, HERE, case], env, timeout)
+        took = time.monotonic() - start
+        reported = "".join(open(os.path.join(reports, f)).read() for f in sorted(os.listdir(reports)))
+    return proc, took, reported
 
 
 def _run_bounded(cmd, env, timeout):
@@ -48,11 +56,11 @@ def _run_bounded(cmd, env, timeout):
 
 
 def _check_ok(case, n, **kw):
-    proc, _ = _run(case, n, **kw)
+    proc, _, reported = _run(case, n, **kw)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     for r in range(n):
-        assert f"OK {case} {r}" in proc.stdout, out
+        assert f"OK {case} {r}\n" in reported, out
 
 
 @pytest.mark.parametrize("n", [2, 3])
@@ -75,18 +83,18 @@ def test_ddp_checks():
 
 @pytest.mark.parametrize("how", ["raise", "hang"])
 def test_dead_rank_makes_the_others_raise(how):
-    proc, took = _run(f"dead_{how}", 3, timeout=40, dist_timeout=2)
+    proc, took, reported = _run(f"dead_{how}", 3, timeout=40, dist_timeout=2)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0, out
     for r in (0, 2):  # the survivors
-        assert f"rank {r} raised DistTimeoutError" in proc.stdout, out
+        assert f"rank {r} raised DistTimeoutError\n" in reported, out
     assert "did not finish within 2 s" in out, out
     assert took < 20, f"the job took {took:.1f} s to fail with a 2 s timeout\n{out}"
 
 
 def test_killed_rank_ends_the_job():
     # mpiexec tears the job down when a rank is killed; what matters is that nothing hangs.
-    proc, took = _run("dead_kill", 2, timeout=40, dist_timeout=2)
+    proc, took, _ = _run("dead_kill", 2, timeout=40, dist_timeout=2)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert took < 20
 
@@ -94,18 +102,20 @@ def test_killed_rank_ends_the_job():
 def test_launch_sets_torchrun_variables(tmp_path):
     from lepton.distributed.launch import launch_command
 
+    # each rank writes its own file: two ranks printing to one pipe can interleave mid-line
     script = tmp_path / "show.py"
     script.write_text("import os, sys\n"
                       "import lepton.distributed as dist\n"
                       "dist.init_process_group()\n"
-                      "print('RANKS', dist.get_rank(), os.environ['RANK'], os.environ['WORLD_SIZE'], "
-                      "os.environ['LOCAL_RANK'], dist.get_local_rank(), os.environ['LEPTON_DIST_TIMEOUT'], "
-                      "sys.argv[1:], __name__)\n"
+                      "line = ' '.join(map(str, ['RANKS', dist.get_rank(), os.environ['RANK'], "
+                      "os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'], dist.get_local_rank(), "
+                      "os.environ['LEPTON_DIST_TIMEOUT'], sys.argv[1:], __name__]))\n"
+                      f"open(os.path.join({str(tmp_path)!r}, 'rank%d.txt' % dist.get_rank()), 'w').write(line)\n"
                       "dist.destroy_process_group()\n")
     cmd = launch_command(2, [str(script), "--lr", "0.1"], timeout=9, mpiexec=_mpiexec())
     proc = _run_bounded(cmd, dict(os.environ), 60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANKS"))
+    lines = [(tmp_path / f"rank{r}.txt").read_text() for r in range(2)]
     assert lines == [f"RANKS {r} {r} 2 {r} {r} 9 ['--lr', '0.1'] __main__" for r in range(2)], proc.stdout
 
 
@@ -402,8 +412,13 @@ def case_dead(dist, rank, n, how):
         for _ in range(3):
             dist.all_reduce(lepton.ones(1000))
     except dist.DistTimeoutError:
-        print(f"rank {rank} raised DistTimeoutError", flush=True)
+        _report(rank, f"rank {rank} raised DistTimeoutError")
         raise
+
+
+def _report(rank, line):
+    with open(os.path.join(os.environ["LEPTON_TEST_REPORTS"], f"rank{rank}.txt"), "a") as f:
+        f.write(line + "\n")
 
 
 def _worker(case):
@@ -416,7 +431,7 @@ def _worker(case):
     else:
         globals()[f"case_{case}"](dist, rank, n)
     dist.barrier()
-    print(f"OK {case} {rank}", flush=True)
+    _report(rank, f"OK {case} {rank}")
     dist.destroy_process_group()
 
 

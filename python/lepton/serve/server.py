@@ -167,12 +167,13 @@ def _handler(server):
                 server.metrics.error("internal")
             finally:
                 server.metrics.in_flight(-1)
+            # counted before the reply goes out, so a client that has its answer sees it in /metrics
+            known = path if path in ("/predict", "/healthz", "/metrics") else "other"
+            server.metrics.request(known, code, time.perf_counter() - start)
             try:
                 self._send(code, payload, ctype)
             except OSError:  # the client went away
                 server.metrics.error("disconnected")
-            known = path if path in ("/predict", "/healthz", "/metrics") else "other"
-            server.metrics.request(known, code, time.perf_counter() - start)
 
         def _get(self, path):
             if path == "/healthz":
