@@ -168,7 +168,8 @@ import lepton.nn.functional as F
 rng = np.random.default_rng(0)
 selected = _C.conv_reference()
 for dt in (np.float32, np.float64):
-    for xs, ws, kw in [((2, 8, 11, 9), (16, 8, 3, 3), dict(padding=1)), ((1, 14, 7, 8), (14, 14, 3, 2), dict(dilation=2)),
+    for xs, ws, kw in [((2, 8, 11, 9), (16, 8, 3, 3), dict(padding=1)),
+                       ((1, 14, 7, 8), (14, 14, 3, 2), dict(dilation=2)),
                        ((2, 4, 9, 9), (6, 4, 3, 3), dict(stride=2)), ((2, 6, 5, 5), (3, 6, 1, 1), {}),
                        ((2, 6, 7, 7), (6, 1, 3, 3), dict(groups=6, padding=1)), ((1, 3, 6, 30), (40, 3, 3, 3), {}),
                        ((1, 4, 5, 12), (32, 4, 3, 3), dict(padding=1)), ((2, 3, 9, 11), (16, 3, 3, 3), dict(stride=2))]:
@@ -185,7 +186,8 @@ print("ok", lepton.info()["cpu_isa"], selected)
 """
 
 
-@pytest.mark.parametrize("env", [{"LEPTON_CPU_ISA": "avx2"}, {"LEPTON_CPU_ISA": "scalar"}, {"LEPTON_CONV": "reference"}])
+@pytest.mark.parametrize("env", [{"LEPTON_CPU_ISA": "avx2"}, {"LEPTON_CPU_ISA": "scalar"},
+                                 {"LEPTON_CONV": "reference"}])
 def test_other_kernel_sets_in_subprocess(env):
     """The fast kernels of the other ISA builds against the reference; LEPTON_CONV=reference selects it."""
     r = run_python(ISA_SCRIPT, env=env, timeout=300)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import lepton
+from conftest import run_python
 from lepton import nn
 import lepton.nn.functional as F
 
@@ -65,6 +66,30 @@ def test_max_pool_indices_match_torch(shape, k, kw):
     np.testing.assert_array_equal(i.numpy(), it.numpy())
     yi, ii = F.max_pool2d_with_indices(x, k, **kw)
     np.testing.assert_array_equal(ii.numpy(), it.numpy())
+
+
+ISA_SCRIPT = """
+import numpy as np, torch, lepton
+import lepton.nn.functional as F
+for dt in (np.float32, np.float64):
+    x = np.random.default_rng(0).standard_normal((2, 3, 29, 37)).astype(dt)
+    for k, kw in [(2, {}), (3, dict(stride=2, padding=1)), (3, dict(stride=1, dilation=2, ceil_mode=True))]:
+        y, i = F.max_pool2d(lepton.tensor(x), k, return_indices=True, **kw)
+        yt, it = torch.nn.functional.max_pool2d(torch.tensor(x), k, return_indices=True, **kw)
+        assert (y.numpy() == yt.numpy()).all() and (i.numpy() == it.numpy()).all()
+        kw.pop("dilation", None)
+        a, at = F.avg_pool2d(lepton.tensor(x), k, **kw), torch.nn.functional.avg_pool2d(torch.tensor(x), k, **kw)
+        np.testing.assert_allclose(a.numpy(), at.numpy(), rtol=1e-5, atol=1e-6)
+print("ok", lepton.info()["cpu_isa"])
+"""
+
+
+@pytest.mark.parametrize("isa", ["avx2", "scalar"])
+def test_other_isa_builds_in_subprocess(isa):
+    """The vector-lane paths of the narrower ISA builds (8 and 4 float lanes)."""
+    r = run_python(ISA_SCRIPT, env={"LEPTON_CPU_ISA": isa}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ok", isa]
 
 
 def test_max_pool_ties_and_nan_follow_torch():
@@ -149,7 +174,8 @@ def test_double_backward_is_refused():
 @pytest.mark.parametrize("call,exc,match", [
     (lambda x: F.max_pool2d(x[0, 0], 2), ValueError, r"got input of shape \[8, 8\]"),
     (lambda x: F.avg_pool2d(x[None], 2), ValueError, r"got input of shape \[1, 2, 3, 8, 8\]"),
-    (lambda x: F.adaptive_avg_pool2d(x[:, :0], 2), ValueError, r"non-zero C, H and W, got input of shape \[2, 0, 8, 8\]"),
+    (lambda x: F.adaptive_avg_pool2d(x[:, :0], 2), ValueError,
+     r"non-zero C, H and W, got input of shape \[2, 0, 8, 8\]"),
     (lambda x: F.max_pool2d(x, 2, padding=2), ValueError, r"at most half of kernel size, got padding \(2, 2\)"),
     (lambda x: F.max_pool2d(x, 0), ValueError, r"kernel_size must be positive"),
     (lambda x: F.avg_pool2d(x, 2, stride=0), ValueError, r"stride must be positive"),

@@ -23,8 +23,8 @@ ops::Pool2dOptions pool_options(const char* op, const py::object& kernel_size, c
   ops::Pool2dOptions o;
   to_pair(kernel_size, op, "kernel_size", o.kernel);
   // stride=None (or an empty sequence, as torch allows) means the kernel size
-  const bool default_stride = stride.is_none() || (py::isinstance<py::sequence>(stride) && !py::isinstance<py::str>(stride) &&
-                                                   py::len(stride) == 0);
+  const bool default_stride = stride.is_none() || (py::isinstance<py::sequence>(stride) &&
+                                                   !py::isinstance<py::str>(stride) && py::len(stride) == 0);
   to_pair(default_stride ? kernel_size : stride, op, "stride", o.stride);
   to_pair(padding, op, "padding", o.padding);
   o.ceil_mode = ceil_mode;

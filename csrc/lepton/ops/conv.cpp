@@ -142,9 +142,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
       a.grad_y = gy.data_ptr(), a.weight = wc.data_ptr(), a.grad_x = gx.data_ptr();
       if (gx.numel()) conv_fns(gy).backward_data(a);
     }
-    if (need_b) gb = Tensor::empty({g.c_out}, gy.dtype(), gy.device());
-    if (need_w) {
+    if (need_w) {  // the bias gradient comes with the weight's
       gw = Tensor::empty(w_shape, gy.dtype(), gy.device());
+      if (need_b) gb = Tensor::empty({g.c_out}, gy.dtype(), gy.device());
       const Tensor xc = contiguous(sx.unpack(self));
       ConvArgs a = make_args(g, gy);
       a.x = xc.data_ptr(), a.grad_y = gy.data_ptr(), a.grad_weight = gw.data_ptr();

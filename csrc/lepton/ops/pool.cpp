@@ -22,7 +22,8 @@ const PoolKernels* pool_kernel(const Tensor& t, const char* op) {
 }
 
 void check_input(const Tensor& x, const char* op) {
-  LEPTON_CHECK(is_floating(x.dtype()), Type, op, ": input must be a floating-point tensor, got ", dtype_name(x.dtype()));
+  LEPTON_CHECK(is_floating(x.dtype()), Type, op, ": input must be a floating-point tensor, got ",
+               dtype_name(x.dtype()));
   LEPTON_CHECK((x.dim() == 3 || x.dim() == 4) && x.size(-1) > 0 && x.size(-2) > 0 && x.size(-3) > 0, Value, op,
                ": expected a 3-D [C, H, W] or 4-D [N, C, H, W] input with non-zero C, H and W, got input of shape ",
                shape_str(x.shape()));
@@ -39,7 +40,8 @@ int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t 
 // Checks the options of max/avg pooling over a 4-D x and returns the geometry.
 PoolGeometry window_geometry(const Tensor& x, const Pool2dOptions& o, const char* op) {
   for (int d = 0; d < 2; ++d) {
-    LEPTON_CHECK(o.kernel[d] > 0, Value, op, ": kernel_size must be positive, got (", o.kernel[0], ", ", o.kernel[1], ")");
+    LEPTON_CHECK(o.kernel[d] > 0, Value, op, ": kernel_size must be positive, got (", o.kernel[0], ", ", o.kernel[1],
+                 ")");
     LEPTON_CHECK(o.stride[d] > 0, Value, op, ": stride must be positive, got (", o.stride[0], ", ", o.stride[1], ")");
     LEPTON_CHECK(o.dilation[d] > 0, Value, op, ": dilation must be positive, got (", o.dilation[0], ", ",
                  o.dilation[1], ")");
@@ -53,9 +55,10 @@ PoolGeometry window_geometry(const Tensor& x, const Pool2dOptions& o, const char
   g.pad_h = o.padding[0], g.pad_w = o.padding[1], g.dilation_h = o.dilation[0], g.dilation_w = o.dilation[1];
   g.oh = pooled_size(g.h, g.kh, g.pad_h, g.stride_h, g.dilation_h, o.ceil_mode);
   g.ow = pooled_size(g.w, g.kw, g.pad_w, g.stride_w, g.dilation_w, o.ceil_mode);
-  LEPTON_CHECK(g.oh > 0 && g.ow > 0, Value, op, ": input of shape ", shape_str(x.shape()), " is too small for kernel_size (",
-               o.kernel[0], ", ", o.kernel[1], ") with dilation (", o.dilation[0], ", ", o.dilation[1],
-               ") and padding (", o.padding[0], ", ", o.padding[1], "): the output would be ", g.oh, "x", g.ow);
+  LEPTON_CHECK(g.oh > 0 && g.ow > 0, Value, op, ": input of shape ", shape_str(x.shape()),
+               " is too small for kernel_size (", o.kernel[0], ", ", o.kernel[1], ") with dilation (", o.dilation[0],
+               ", ", o.dilation[1], ") and padding (", o.padding[0], ", ", o.padding[1], "): the output would be ", g.oh,
+               "x", g.ow);
   return g;
 }
 
@@ -73,9 +76,8 @@ void refuse_double_backward(const char* op) {
 }
 
 // Forward of a mean-pooling kernel (avg or adaptive avg) with its backward node.
-Tensor mean_pool(const Tensor& x, const PoolGeometry& g, const PoolArgs& base, PoolFn forward, PoolFn backward,
-                 const char* name) {
-  Tensor y = Tensor::empty({x.size(0), x.size(1), g.oh, g.ow}, x.dtype(), x.device());
+Tensor mean_pool(const Tensor& x, const PoolArgs& base, PoolFn forward, PoolFn backward, const char* name) {
+  Tensor y = Tensor::empty({x.size(0), x.size(1), base.g.oh, base.g.ow}, x.dtype(), x.device());
   if (y.numel()) {
     autograd::NoGradGuard no_grad;
     const Tensor xc = contiguous(x);
@@ -138,7 +140,9 @@ std::pair<Tensor, Tensor> max_pool(const Tensor& x0, const Pool2dOptions& o, boo
 
 }  // namespace
 
-std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const Pool2dOptions& o) { return max_pool(x, o, true); }
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const Pool2dOptions& o) {
+  return max_pool(x, o, true);
+}
 
 Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) { return max_pool(x, o, false).first; }
 
@@ -150,7 +154,7 @@ Tensor avg_pool2d(const Tensor& x0, const Pool2dOptions& o) {
     a.g = window_geometry(x, o, "avg_pool2d");
     a.count_include_pad = o.count_include_pad, a.divisor_override = o.divisor_override;
     const PoolKernels* k = pool_kernel(x, "avg_pool2d");
-    return mean_pool(x, a.g, a, k->avg_forward, k->avg_backward, "avg_pool2d_backward");
+    return mean_pool(x, a, k->avg_forward, k->avg_backward, "avg_pool2d_backward");
   }), x0);
 }
 
@@ -162,7 +166,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x0, int64_t out_h, int64_t out_w) {
     PoolArgs a;
     a.g.planes = x.size(0) * x.size(1), a.g.h = x.size(2), a.g.w = x.size(3), a.g.oh = out_h, a.g.ow = out_w;
     const PoolKernels* k = pool_kernel(x, "adaptive_avg_pool2d");
-    return mean_pool(x, a.g, a, k->adaptive_avg_forward, k->adaptive_avg_backward, "adaptive_avg_pool2d_backward");
+    return mean_pool(x, a, k->adaptive_avg_forward, k->adaptive_avg_backward, "adaptive_avg_pool2d_backward");
   }), x0);
 }
 

@@ -1,9 +1,10 @@
 // CPU kernels for 2-d convolution (NCHW): forward, backward-data, backward-weight.
 //
-// Stride 1 (most of a network's work) runs the direct kernels of conv_direct.h: register-blocked
-// correlations over a zero-padded copy of the input, with no im2col. The rest (strided
-// convolutions, and 1x1 ones, which are plain GEMMs on x) lower each (image, group) to GEMMs
-// over tiles of output pixels: im2col copies the input patches of one tile into a
+// Most of a network's work runs the direct kernels of conv_direct.h: register-blocked
+// correlations over a zero-padded copy of the input, with no im2col (every stride-1 pass, and
+// the forward of column strides 1 and 2). The rest (other strides, the backward passes of
+// strided convolutions, and 1x1 ones, which are plain GEMMs on x) lower each (image, group) to
+// GEMMs over tiles of output pixels: im2col copies the input patches of one tile into a
 // [c_in/groups·kh·kw, pixels] matrix small enough to stay in L2, and the GEMM multiplies the
 // weights by it (forward) or grad_y by its transpose (backward-weight); backward-data
 // multiplies the weights' transpose by grad_y and scatters the patches back (col2im). Work

@@ -1,6 +1,6 @@
-// Direct stride-1 convolution kernels for the CPU (included by conv.cpp only, inside each ISA
-// build's namespace): forward and backward-data as register-blocked correlations over a padded
-// copy of the input, backward-weight as a correlation of grad_y with it. No im2col.
+// Direct convolution kernels for the CPU (included by conv.cpp only, inside each ISA build's
+// namespace): forward and stride-1 backward-data as register-blocked correlations over a padded
+// copy of the input, stride-1 backward-weight as a correlation of grad_y with it. No im2col.
 #pragma once
 #include <array>
 #include <cstring>
@@ -14,17 +14,17 @@
 namespace lepton::cpu::LEPTON_ISA {
 namespace {  // one translation unit per ISA includes this
 
-// With stride 1, output pixel (i, j) reads the zero-padded input at (i + a·dh, j + b·dw). Once
-// the input of an (image, group) is copied into a padded buffer of rows of wp = ow + (kw-1)·dw,
-// pixel (i, j) reads tap k = (c, a, b) at padded[i·wp + j + off[k]], off[k] = c·plane +
-// a·dh·wp + b·dw: consecutive output pixels read consecutive inputs for every tap. The
-// microkernel is the GEMM's register blocking (MR rows × NV vectors of accumulators, one
-// broadcast and NV vector loads per step) with one operand read in place through off[] instead
-// of copied by im2col and packed, in one of two forms:
-// - pixels in lanes: MR output channels (broadcast weights) × NV·W virtual pixels q = i·wp + j
-//   (vector loads of the input; the junk columns j >= ow are dropped afterwards);
-// - channels in lanes: MR pixels of an output row (broadcast inputs) × NV·W output channels
-//   (vector loads of the weights), transposed on the way out; no junk columns.
+// Output pixel (i, j) reads the zero-padded input at (i·sh + a·dh, j·sw + b·dw). Once the input
+// of an (image, group) is copied into a padded buffer of rows of wp, pixel (i, j) reads tap
+// k = (c, a, b) at padded[i·sh·wp + j·sw + off[k]], off[k] = c·plane + a·dh·wp + b·dw: with
+// stride 1, consecutive output pixels read consecutive inputs for every tap. The microkernel is
+// the GEMM's register blocking (MR rows × NV vectors of accumulators, one broadcast and NV
+// vector loads per step) with one operand read in place through off[] instead of copied by
+// im2col and packed, in one of two forms:
+// - pixels in lanes (stride 1): MR output channels (broadcast weights) × NV·W virtual pixels
+//   q = i·wp + j (vector loads of the input; the junk columns j >= ow are dropped afterwards);
+// - channels in lanes: MR pixels of an output row (broadcast inputs, sw apart) × NV·W output
+//   channels (vector loads of the weights), transposed on the way out; no junk columns.
 // Backward-data at stride 1 is the same correlation of grad_y with the weights transposed and
 // flipped; backward-weight correlates grad_y with the padded input, summing over pixels.
 
@@ -137,23 +137,48 @@ bool direct_suits(const Correlation& d) {
   return (d.sh == 1 && d.sw == 1) || (d.sw <= 2 && 4 * d.cout >= ChannelBlocking<T>::NV * Vec<T>::W);
 }
 
-// Copies in[c][r - pad_h][s - pad_w] (zero outside) into pad[c·plane + r·wp + s] for r < hp,
-// s < wp, then zeros `slack` more elements.
+// dst[0:n] = src[0:n] for a short row, in whole vectors: the last one is read past the row when
+// src_room elements are readable there, and written with zeros in its lanes past n when
+// dst_room elements are writable (the caller's layout needs zeros or rewrites that memory).
 template <class T>
-void pad_input(const T* in, const Correlation& d, int64_t hp, int64_t wp, int64_t slack, T* pad) {
+LEPTON_SIMD_INLINE void copy_row(const T* src, T* dst, int64_t n, int64_t src_room, int64_t dst_room) {
+  using V = typename Vec<T>::V;
+  constexpr int W = Vec<T>::W;
+  int64_t t = 0;
+  for (; t + W <= n; t += W) storev(dst + t, loadv<V>(src + t));
+  if (t == n) return;
+  if (src_room - t >= W && dst_room - t >= W) {
+    typename Vec<T>::M lane;
+    for (int l = 0; l < W; ++l) lane[l] = typename Vec<T>::S(l);
+    const V v = loadv<V>(src + t);
+    storev(dst + t, lane < typename Vec<T>::S(n - t) ? v : V{});
+    return;
+  }
+  for (; t < n; ++t) dst[t] = src[t];
+}
+
+// Copies in[c][r - pad_h][s - pad_w] (zero outside) into pad[c·plane + r·wp + s] for r < hp,
+// s < wp, followed by `slack` zeros. With `clean`, pad already holds this
+// layout's zeros (an earlier image's), so only the input is copied.
+template <class T>
+void pad_input(const T* in, const Correlation& d, int64_t hp, int64_t wp, int64_t slack, T* pad, bool clean) {
   const int64_t s0 = std::max<int64_t>(0, d.pad_w), s1 = std::clamp<int64_t>(d.w + d.pad_w, s0, wp);
+  const T* in_end = in + d.cin * d.h * d.w;
+  T* pad_end = pad + d.cin * hp * wp + slack;
   for (int64_t c = 0; c < d.cin; ++c)
     for (int64_t r = 0; r < hp; ++r, pad += wp) {
       const int64_t src = r - d.pad_h;
       if (src < 0 || src >= d.h || s0 >= s1) {
-        std::fill(pad, pad + wp, T(0));
+        if (!clean) std::fill(pad, pad + wp, T(0));
         continue;
       }
-      std::fill(pad, pad + s0, T(0));
-      std::copy_n(in + (c * d.h + src) * d.w + (s0 - d.pad_w), s1 - s0, pad + s0);
-      std::fill(pad + s1, pad + wp, T(0));
+      if (!clean) std::fill(pad, pad + s0, T(0));
+      // rows are processed in order, so what the last vector writes past s1 is rewritten or zero
+      const T* row = in + (c * d.h + src) * d.w + (s0 - d.pad_w);
+      copy_row(row, pad + s0, s1 - s0, in_end - row, pad_end - (pad + s0));
+      if (!clean) std::fill(pad + s1, pad + wp, T(0));
     }
-  std::fill(pad, pad + slack, T(0));
+  if (!clean) std::fill(pad, pad + slack, T(0));
 }
 
 // The padded input of one (image, group): cin planes of hp rows of wp, where output pixel
@@ -182,7 +207,8 @@ void for_padded_items(const Correlation& d, const Padded& p, const T* in, int64_
     const int64_t ng = item / (blocks * parts);
     T* pad = scratch<T, 0>(p.size);
     if (padded_for[size_t(slot)] != ng) {
-      pad_input(in + ng * d.cin * d.h * d.w, d, p.hp, p.wp, p.size - d.cin * p.plane, pad);
+      const bool clean = padded_for[size_t(slot)] >= 0;  // an earlier image of this call left its zeros
+      pad_input(in + ng * d.cin * d.h * d.w, d, p.hp, p.wp, p.size - d.cin * p.plane, pad, clean);
       padded_for[size_t(slot)] = ng;
     }
     f(ng, item / parts % blocks, item % parts, pad);
@@ -283,8 +309,9 @@ void correlate_channels(const Correlation& d, const T* in, const WeightLayout<T>
 
 // Runs the form and blocking that waste the fewest multiply-adds on padding: pixels in lanes
 // lose the junk columns and the rounding of the pixels and channels to whole tiles, channels in
-// lanes the rounding of each row to MR pixels and of the channels to vectors. The single
-// blocking counts half: it waits on loads. Strided correlations have channels in lanes.
+// lanes the rounding of each row to MR pixels and of the channels to vectors, and a transposed
+// store per tile. The single blocking counts half: it waits on loads. Strided correlations have
+// channels in lanes.
 template <class T>
 void correlate(const Correlation& d, const T* in, const WeightLayout<T>& weight, const T* bias, T* out, bool parallel) {
   constexpr int W = Vec<T>::W;
@@ -294,7 +321,8 @@ void correlate(const Correlation& d, const T* in, const WeightLayout<T>& weight,
   const int64_t wp = d.ow + (d.kw - 1) * d.dw;
   auto pixels = [&](auto b) { return double(d.ow) / double(wp) * use(d.oh * wp, b.NV * W) * use(d.cout, b.MR); };
   const double tall = pixels(TallBlocking()), wide = pixels(WideBlocking()), single = 0.5 * pixels(SingleBlocking());
-  const double channels = use(d.ow, CB::MR) * use(d.cout, CB::NV * W);
+  const int64_t kdim = d.cin * d.kh * d.kw;  // a tile's transposed store costs about 8 of its steps
+  const double channels = use(d.ow, CB::MR) * use(d.cout, CB::NV * W) * double(kdim) / double(kdim + 8);
   const double best = std::max({tall, wide, single, channels});
   if (channels == best || d.sh != 1)
     correlate_channels<CB, 1>(d, in, weight, bias, out, parallel);
@@ -480,7 +508,7 @@ void backward_weight_direct(const ConvGeometry& g, const T* x, const T* gy, T* g
   const int used = base * parts > 1 ? nt : 1;
   // slot s sums into sums[s]: [c_out][kdim] weights, then c_out biases
   std::vector<T> sums(size_t(used) * size_t(size), T(0));
-  std::vector<int64_t> prepared_for(size_t(nt), -1);
+  std::vector<int64_t> prepared_for(size_t(nt), -1), clean(size_t(nt), 0);  // clean: padded images with zeros in place
   for_items(used, base * parts, [&](int64_t item, int slot) {
     const int64_t ig = item / parts, part = item % parts, grp = ig % d.groups;
     const int64_t n0 = ig / d.groups * nb, count = std::min(nb, d.n - n0);
@@ -492,16 +520,20 @@ void backward_weight_direct(const ConvGeometry& g, const T* x, const T* gy, T* g
       T* db = part == 0 ? sums.data() + slot * size + wsize + grp * d.cout : nullptr;
       for (int64_t b = 0; b < count; ++b) {
         const int64_t n = n0 + b;
-        pad_input(x + (n * d.groups + grp) * d.cin * d.h * d.w, d, p.hp, p.wp, p.size - d.cin * p.plane, pad + b * p.size);
+        pad_input(x + (n * d.groups + grp) * d.cin * d.h * d.w, d, p.hp, p.wp, p.size - d.cin * p.plane,
+                  pad + b * p.size, b < clean[size_t(slot)]);
         const T* src = gy + (n * d.groups + grp) * d.cout * pixels;
         T* dst = gyl + b * gy_size;
-        std::fill(dst, dst + gy_size, T(0));
-        if (channels)
+        if (channels) {
+          if (ldc > d.cout) std::fill(dst, dst + gy_size, T(0));
           transpose_into(src, pixels, d.cout, pixels, dst, ldc);
-        else
+        } else {
+          std::fill(dst, dst + gy_size, T(0));
           for (int64_t o = 0; o < d.cout; ++o)
             for (int64_t i = 0; i < d.oh; ++i)
-              std::copy_n(src + (o * d.oh + i) * d.ow, d.ow, dst + o * qn + i * p.wp);
+#pragma omp simd
+              for (int64_t j = 0; j < d.ow; ++j) dst[o * qn + i * p.wp + j] = src[(o * d.oh + i) * d.ow + j];
+        }
         if (db)
           for (int64_t o = 0; o < d.cout; ++o) {
             T s = 0;
@@ -511,6 +543,7 @@ void backward_weight_direct(const ConvGeometry& g, const T* x, const T* gy, T* g
           }
       }
       prepared_for[size_t(slot)] = ig;
+      clean[size_t(slot)] = std::max(clean[size_t(slot)], count);
     }
     for (int64_t ob = part * part_blocks; ob < std::min(oblocks, (part + 1) * part_blocks); ++ob)
       for (int64_t k0 = 0; k0 < kdim; k0 += kblock) {

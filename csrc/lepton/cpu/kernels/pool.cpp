@@ -4,6 +4,7 @@
 // CPU kernels, so indices and values match it exactly.
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 #include "lepton/cpu/kernels/common.h"
 #include "lepton/cpu/kernels/vec.h"
@@ -43,6 +44,14 @@ LEPTON_SIMD_INLINE void window_max(const PoolGeometry& g, const T* x, int64_t ih
     }
   out = m;
   if constexpr (kIndex) *idx = best;
+}
+
+// The output columns [j0, j1) whose windows lie inside the input horizontally:
+// j·stride_w - pad_w >= 0 and j·stride_w - pad_w + (kw - 1)·dilation_w < w.
+inline std::pair<int64_t, int64_t> inner_columns(const PoolGeometry& g) {
+  const int64_t j0 = std::min(g.ow, (g.pad_w + g.stride_w - 1) / g.stride_w);
+  const int64_t last = g.w + g.pad_w - (g.kw - 1) * g.dilation_w - 1;  // the largest j·stride_w that fits
+  return {j0, std::max(j0, std::min(g.ow, last >= 0 ? last / g.stride_w + 1 : 0))};
 }
 
 // Lanes l < n of p[l·stride] (the others unspecified). With unit or stride-2 lanes and `avail`
@@ -94,10 +103,7 @@ template <class T, bool kIndex>
 void max_forward_plane(const PoolGeometry& g, const T* x, T* y, int64_t* idx) {
   constexpr int W = Vec<T>::W;
   const int64_t span_w = (g.kw - 1) * g.dilation_w;
-  // inner columns j: j·stride_w - pad_w >= 0 and j·stride_w - pad_w + span_w < w
-  const int64_t j0 = std::min(g.ow, (g.pad_w + g.stride_w - 1) / g.stride_w);
-  const int64_t last = g.w + g.pad_w - span_w - 1;  // the largest j·stride_w that fits
-  const int64_t j1 = std::max(j0, std::min(g.ow, last >= 0 ? last / g.stride_w + 1 : 0));
+  const auto [j0, j1] = inner_columns(g);
   for (int64_t i = 0; i < g.oh; ++i) {
     const int64_t h0 = i * g.stride_h - g.pad_h, ih0 = first_inside(h0, g.dilation_h);
     const int64_t ih1 = std::min(h0 + (g.kh - 1) * g.dilation_h + 1, g.h);
@@ -173,7 +179,15 @@ inline AvgWindow adaptive_window(const PoolGeometry& g, int64_t i, int64_t j) {
   return w;
 }
 
-// y = window sum / divisor for every output (0 for a window wholly in the padding).
+// The window sum / divisor of plane x (width w), 0 for a window wholly in the padding.
+template <class T>
+LEPTON_SIMD_INLINE T window_mean(const T* x, int64_t width, const AvgWindow& w) {
+  T s = 0;
+  for (int64_t ih = w.ih0; ih < w.ih1; ++ih)
+    for (int64_t iw = w.iw0; iw < w.iw1; ++iw) s += x[ih * width + iw];
+  return w.empty() ? T(0) : s / T(w.divisor);
+}
+
 template <class T, class Window>
 void mean_forward(const PoolArgs& a, int64_t window_size, Window window) {
   const PoolGeometry& g = a.g;
@@ -181,13 +195,7 @@ void mean_forward(const PoolArgs& a, int64_t window_size, Window window) {
     const T* x = static_cast<const T*>(a.x) + plane * g.h * g.w;
     T* y = static_cast<T*>(a.y) + plane * g.oh * g.ow;
     for (int64_t i = 0; i < g.oh; ++i)
-      for (int64_t j = 0; j < g.ow; ++j) {
-        const AvgWindow w = window(i, j);
-        T s = 0;
-        for (int64_t ih = w.ih0; ih < w.ih1; ++ih)
-          for (int64_t iw = w.iw0; iw < w.iw1; ++iw) s += x[ih * g.w + iw];
-        y[i * g.ow + j] = w.empty() ? T(0) : s / T(w.divisor);
-      }
+      for (int64_t j = 0; j < g.ow; ++j) y[i * g.ow + j] = window_mean(x, g.w, window(i, j));
   });
 }
 
@@ -210,9 +218,37 @@ void mean_backward(const PoolArgs& a, int64_t window_size, Window window) {
   });
 }
 
+// Average pooling: the columns whose windows lie inside the input horizontally share a row's
+// divisor and go W at a time through vector lanes; the edge columns one by one.
 template <class T>
 void avg_forward(const PoolArgs& a) {
-  mean_forward<T>(a, a.g.kh * a.g.kw, [&](int64_t i, int64_t j) { return avg_window(a, i, j); });
+  using V = typename Vec<T>::V;
+  constexpr int W = Vec<T>::W;
+  const PoolGeometry& g = a.g;
+  const auto [j0, j1] = inner_columns(g);
+  for_planes(g, g.oh * g.ow * g.kh * g.kw, [&](int64_t plane) {
+    const T* x = static_cast<const T*>(a.x) + plane * g.h * g.w;
+    T* y = static_cast<T*>(a.y) + plane * g.oh * g.ow;
+    for (int64_t i = 0; i < g.oh; ++i) {
+      T* yr = y + i * g.ow;
+      for (int64_t j = 0; j < j0; ++j) yr[j] = window_mean(x, g.w, avg_window(a, i, j));
+      if (j0 < j1) {
+        const AvgWindow rows = avg_window(a, i, j0);  // the same rows and divisor for every inner column
+        for (int64_t j = j0; j < j1; j += W) {
+          const int n = int(std::min<int64_t>(W, j1 - j));
+          V s{};
+          for (int64_t ih = rows.ih0; ih < rows.ih1; ++ih)
+            for (int64_t b = 0; b < g.kw; ++b) {
+              const int64_t at = ih * g.w + j * g.stride_w - g.pad_w + b;
+              s += load_strided(x + at, g.stride_w, n, g.h * g.w - at);
+            }
+          s = rows.empty() ? V{} : s / T(rows.divisor);
+          std::memcpy(yr + j, &s, size_t(n) * sizeof(T));
+        }
+      }
+      for (int64_t j = j1; j < g.ow; ++j) yr[j] = window_mean(x, g.w, avg_window(a, i, j));
+    }
+  });
 }
 template <class T>
 void avg_backward(const PoolArgs& a) {

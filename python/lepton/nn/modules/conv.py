@@ -40,11 +40,13 @@ class Conv2d(Module):
         else:
             padding = _pair(padding)
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, but got padding_mode='{padding_mode}'")
+            raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, "
+                             f"but got padding_mode='{padding_mode}'")
         if padding_mode != "zeros":
             raise NotImplementedError(f"Conv2d: padding_mode='{padding_mode}' is not implemented; only 'zeros' is")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding, self.dilation = _pair(kernel_size), stride, padding, _pair(dilation)
+        self.kernel_size, self.stride, self.dilation = _pair(kernel_size), stride, _pair(dilation)
+        self.padding = padding
         self.transposed, self.output_padding = False, (0, 0)
         self.groups, self.padding_mode = groups, padding_mode
         self.weight = Parameter(_C.empty((out_channels, in_channels // groups, *self.kernel_size), dtype=dtype,
