@@ -23,17 +23,18 @@
 
 #include "lepton/core/philox.h"
 #include "lepton/cpu/kernels/common.h"
+#include "lepton/cpu/kernels/vec.h"
 #include "lepton/ops/attention_kernels.h"
 
 namespace lepton::cpu::LEPTON_ISA {
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int kVecBytes = 64, kMR = 12;
+constexpr int kMR = 12;
 #elif defined(__AVX2__)
-constexpr int kVecBytes = 32, kMR = 6;
+constexpr int kMR = 6;
 #else
-constexpr int kVecBytes = 16, kMR = 4;
+constexpr int kMR = 4;
 #endif
 constexpr int kNV = 2;       // vectors per microkernel row: MR·NV accumulators + NV B rows fill the registers
 constexpr int64_t kBM = 96;  // queries per block: a multiple of MR and of NR for every ISA and dtype
@@ -42,26 +43,12 @@ constexpr double kLog2e = 1.4426950408889634;
 constexpr int64_t kSerialFlops = int64_t(1) << 20;  // below this one thread does it all
 
 template <class T>
-struct Simd {
-  static constexpr int W = kVecBytes / int(sizeof(T));
-  static constexpr int NR = kNV * W;
-  using IT = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  typedef T V __attribute__((vector_size(kVecBytes)));
-  typedef IT VI __attribute__((vector_size(kVecBytes)));
+struct Simd : Vec<T> {
+  static constexpr int NR = kNV * Vec<T>::W;
+  using VI = typename Vec<T>::M;
 };
 template <class T>
 using vec_t = typename Simd<T>::V;
-
-template <class V, class T>
-LEPTON_SIMD_INLINE V loadv(const T* p) {
-  V v;
-  std::memcpy(&v, p, sizeof(V));
-  return v;
-}
-template <class V, class T>
-LEPTON_SIMD_INLINE void storev(T* p, V v) {
-  std::memcpy(p, &v, sizeof(V));
-}
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
@@ -100,64 +87,7 @@ LEPTON_SIMD_INLINE V vmax(V a, V b) {
   return b > a ? b : a;  // a NaN in b is skipped here and propagates through exp2 instead
 }
 
-// In-register transpose of W rows of W lanes: round s swaps the off-diagonal s×s blocks of each
-// pair of rows (i, i + s), exchanging bit s of the row and lane indices.
-template <class T, int s>
-struct SwapIdx {
-  using IT = typename Simd<T>::IT;
-  static constexpr int W = Simd<T>::W;
-  static constexpr std::array<IT, 2 * W> make() {
-    std::array<IT, 2 * W> r{};
-    for (int l = 0; l < W; ++l) {
-      r[l] = (l & s) ? W + (l ^ s) : l;
-      r[W + l] = (l & s) ? W + l : (l ^ s);
-    }
-    return r;
-  }
-  alignas(64) static constexpr std::array<IT, 2 * W> idx = make();
-};
-
-template <class T, int s = Simd<T>::W / 2>
-LEPTON_SIMD_INLINE void transpose_block(vec_t<T>* v) {
-  using VI = typename Simd<T>::VI;
-  constexpr int W = Simd<T>::W;
-  const VI ia = loadv<VI>(SwapIdx<T, s>::idx.data()), ib = loadv<VI>(SwapIdx<T, s>::idx.data() + W);
-#pragma GCC unroll 32
-  for (int i = 0; i < W; ++i)
-    if (!(i & s)) {
-      const vec_t<T> x = __builtin_shuffle(v[i], v[i + s], ia), y = __builtin_shuffle(v[i], v[i + s], ib);
-      v[i] = x;
-      v[i + s] = y;
-    }
-  if constexpr (s > 1) transpose_block<T, s / 2>(v);
-}
-
 // ---- packing
-
-// dst[c·ld + r] = s·src[r·rs + c] for r < rows, c < cols, and 0 for rows <= r < rows_pad.
-template <class T>
-void pack_transposed(const T* src, int64_t rs, int64_t rows, int64_t cols, T s, T* dst, int64_t ld, int64_t rows_pad) {
-  using V = vec_t<T>;
-  constexpr int W = Simd<T>::W;
-  int64_t r0 = 0;
-  for (; r0 + W <= rows; r0 += W) {
-    int64_t c0 = 0;
-    for (; c0 + W <= cols; c0 += W) {
-      V v[W];
-#pragma GCC unroll 32
-      for (int i = 0; i < W; ++i) v[i] = loadv<V>(src + (r0 + i) * rs + c0) * s;
-      transpose_block<T>(v);
-#pragma GCC unroll 32
-      for (int i = 0; i < W; ++i) storev(dst + (c0 + i) * ld + r0, v[i]);
-    }
-    for (; c0 < cols; ++c0)
-      for (int i = 0; i < W; ++i) dst[c0 * ld + r0 + i] = s * src[(r0 + i) * rs + c0];
-  }
-  for (int64_t c = 0; c < cols; ++c) {
-    for (int64_t r = r0; r < rows; ++r) dst[c * ld + r] = s * src[r * rs + c];
-    for (int64_t r = rows; r < rows_pad; ++r) dst[c * ld + r] = T(0);
-  }
-}
 
 // dst[r·ld + c] = src[r·rs + c] for c < cols, zero-padded to ld columns.
 template <class T>
@@ -390,7 +320,7 @@ struct Forward {
   int64_t key_end(int64_t i0, int64_t bm) const { return a.causal ? std::min(S, i0 + bm) : S; }
 
   void pack_problem(int64_t n) {
-    pack_transposed(at<T>(a.k, a.k_off, n), a.k_rs, S, E, T(1), kt, Sp, Sp);
+    transpose_into(at<T>(a.k, a.k_off, n), a.k_rs, S, E, kt, Sp, T(1), Sp);
     pack_rows(at<T>(a.v, a.v_off, n), a.v_rs, S, Ev, vp, Evp);
   }
 
@@ -417,7 +347,7 @@ struct Forward {
 
   void block(int64_t n, int64_t i0) {
     const int64_t bm = std::min(kBM, L - i0), nc = round_up(bm, NR), rows = round_up(bm, kMR);
-    pack_transposed(at<T>(a.q, a.q_off, n) + i0 * a.q_rs, a.q_rs, bm, E, c, qt, kBM, nc);
+    transpose_into(at<T>(a.q, a.q_off, n) + i0 * a.q_rs, a.q_rs, bm, E, qt, kBM, c, nc);
     for (int64_t i = 0; i < nc; ++i) m[i] = -kInf<T>, l[i] = 0;
     std::memset(oacc, 0, size_t(rows * Evp) * sizeof(T));
     const int64_t kend = key_end(i0, bm);
@@ -518,12 +448,12 @@ struct Backward {
     const T* k = at<T>(a.k, a.k_off, n);
     const T* go = static_cast<const T*>(a.grad_out) + n * L * Ev;
     const T* o = static_cast<const T*>(a.out) + n * L * Ev;
-    pack_transposed(q, a.q_rs, L, E, c, qt, Lp, Lp);
-    pack_transposed(go, Ev, L, Ev, T(1), dot, Lp, Lp);
+    transpose_into(q, a.q_rs, L, E, qt, Lp, c, Lp);
+    transpose_into(go, Ev, L, Ev, dot, Lp, T(1), Lp);
     pack_rows(q, a.q_rs, L, E, qp, Ep);
     pack_rows(go, Ev, L, Ev, dop, Evp);
-    pack_transposed(k, a.k_rs, S, E, T(1), kt, Sp, Sp);
-    pack_transposed(at<T>(a.v, a.v_off, n), a.v_rs, S, Ev, T(1), vt, Sp, Sp);
+    transpose_into(k, a.k_rs, S, E, kt, Sp, T(1), Sp);
+    transpose_into(at<T>(a.v, a.v_off, n), a.v_rs, S, Ev, vt, Sp, T(1), Sp);
     pack_rows(k, a.k_rs, S, E, kp, Ep);
     const T* ls = static_cast<const T*>(a.lse) + n * L;
     for (int64_t i = 0; i < Lp; ++i) {

@@ -455,29 +455,6 @@ void weight_channel_tile(int64_t nb, const T* in, int64_t is, const int64_t* off
   }
 }
 
-// dst[c·ld + r] = src[r·src_ld + c] for r < rows, c < cols.
-template <class T>
-void transpose_into(const T* src, int64_t src_ld, int64_t rows, int64_t cols, T* dst, int64_t ld) {
-  using V = typename Vec<T>::V;
-  constexpr int W = Vec<T>::W;
-  int64_t r0 = 0;
-  for (; r0 + W <= rows; r0 += W) {
-    int64_t c0 = 0;
-    for (; c0 + W <= cols; c0 += W) {
-      V v[W];
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) v[i] = loadv<V>(src + (r0 + i) * src_ld + c0);
-      transpose<T>(v);
-#pragma GCC unroll 16
-      for (int i = 0; i < W; ++i) storev(dst + (c0 + i) * ld + r0, v[i]);
-    }
-    for (int64_t c = c0; c < cols; ++c)
-      for (int64_t r = r0; r < r0 + W; ++r) dst[c * ld + r] = src[r * src_ld + c];
-  }
-  for (int64_t r = r0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[c * ld + r] = src[r * src_ld + c];
-}
-
 // grad_w and grad_b (when set) of a stride-1 convolution. Items are (block of images, group,
 // block of output channels); each thread sums into its own copy of both.
 template <class T>

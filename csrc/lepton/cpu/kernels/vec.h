@@ -66,4 +66,30 @@ LEPTON_SIMD_INLINE void transpose(typename Vec<T>::V* v) {
   if constexpr (S > 1) transpose<T, S / 2>(v);
 }
 
+// dst[c·ld + r] = s·src[r·rs + c] for r < rows, c < cols, and 0 for rows <= r < rows_pad.
+template <class T>
+void transpose_into(const T* src, int64_t rs, int64_t rows, int64_t cols, T* dst, int64_t ld, T s = T(1),
+                    int64_t rows_pad = 0) {
+  using V = typename Vec<T>::V;
+  constexpr int W = Vec<T>::W;
+  int64_t r0 = 0;
+  for (; r0 + W <= rows; r0 += W) {
+    int64_t c0 = 0;
+    for (; c0 + W <= cols; c0 += W) {
+      V v[W];
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i) v[i] = loadv<V>(src + (r0 + i) * rs + c0) * s;
+      transpose<T>(v);
+#pragma GCC unroll 16
+      for (int i = 0; i < W; ++i) storev(dst + (c0 + i) * ld + r0, v[i]);
+    }
+    for (; c0 < cols; ++c0)
+      for (int i = 0; i < W; ++i) dst[c0 * ld + r0 + i] = s * src[(r0 + i) * rs + c0];
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    for (int64_t r = r0; r < rows; ++r) dst[c * ld + r] = s * src[r * rs + c];
+    for (int64_t r = rows; r < rows_pad; ++r) dst[c * ld + r] = T(0);
+  }
+}
+
 }  // namespace lepton::cpu::LEPTON_ISA

@@ -1,7 +1,5 @@
 """Identity and Linear."""
 
-import math
-
 from lepton import _C
 from lepton.nn import functional as F, init
 from lepton.nn.modules.module import Module
@@ -32,11 +30,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # kaiming_uniform_(a=√5) gives U(-1/√fan_in, 1/√fan_in), the bias uses the same bound
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init._default_layer_init_(self.weight, self.bias)
 
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
