@@ -212,3 +212,23 @@ def test_max_pool_module_returns_indices():
     y, i = nn.MaxPool2d(2, return_indices=True)(x)
     yt, it = torch.nn.MaxPool2d(2, return_indices=True)(tx)
     np.testing.assert_array_equal(i.numpy(), it.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("name,args", [("max_pool2d", (3, 2, 1)), ("avg_pool2d", (3, 2, 1)),
+                                       ("adaptive_avg_pool2d", ((4, 3),))])
+def test_16bit_input_pools_in_its_dtype(dtype, name, args):
+    """16-bit inputs (what conv layers give under autocast) pool on the CPU through float32 and
+    come back in their own dtype, as torch's do; max pooling is exact, averages within a 16-bit ulp."""
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    lx = lepton.tensor(x).to(getattr(lepton, dtype)).requires_grad_(True)
+    tx = torch.tensor(x).to(getattr(torch, dtype)).requires_grad_(True)
+    y, yt = getattr(F, name)(lx, *args), getattr(TF, name)(tx, *args)
+    assert y.dtype == getattr(lepton, dtype)
+    tol = dict(rtol=0, atol=0) if name == "max_pool2d" else dict(rtol=1e-2, atol=1e-2)
+    np.testing.assert_allclose(y.detach().float().numpy(), yt.detach().float().numpy(), **tol)
+    g = np.random.default_rng(4).standard_normal(tuple(yt.shape)).astype(np.float32)
+    y.backward(lepton.tensor(g).to(y.dtype))
+    yt.backward(torch.tensor(g).to(yt.dtype))
+    assert lx.grad.dtype == lx.dtype
+    np.testing.assert_allclose(lx.grad.float().numpy(), tx.grad.float().numpy(), rtol=1e-2, atol=1e-2)

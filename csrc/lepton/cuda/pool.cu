@@ -171,6 +171,8 @@ constexpr PoolKernels kKernels = {&forward<T, MaxPool>, &backward<T, MaxPool>, &
 [[maybe_unused]] const bool kRegistered = [] {
   pool_kernels.set(DeviceType::CUDA, DType::Float32, &kKernels<float>);
   pool_kernels.set(DeviceType::CUDA, DType::Float64, &kKernels<double>);
+  pool_kernels.set(DeviceType::CUDA, DType::Float16, &kKernels<Half>);
+  pool_kernels.set(DeviceType::CUDA, DType::BFloat16, &kKernels<BFloat16>);
   return true;
 }();
 

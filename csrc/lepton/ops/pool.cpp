@@ -21,6 +21,13 @@ const PoolKernels* pool_kernel(const Tensor& t, const char* op) {
   return pool_kernels.get(t.device().type, t.dtype(), op);
 }
 
+// A 16-bit input on a device without 16-bit pooling kernels (the CPU) is pooled in float32 and
+// rounded back: exact for max pooling, as accurate as the 16-bit result can be for averages.
+bool via_float32(const Tensor& x) {
+  return (x.dtype() == DType::Float16 || x.dtype() == DType::BFloat16) && !pool_kernels.has(x.device().type, x.dtype());
+}
+Tensor with_dtype(const Tensor& x, DType dtype) { return to(x, x.device(), dtype, false); }
+
 void check_input(const Tensor& x, const char* op) {
   LEPTON_CHECK(is_floating(x.dtype()), Type, op, ": input must be a floating-point tensor, got ",
                dtype_name(x.dtype()));
@@ -107,6 +114,10 @@ namespace {
 // Max pooling; the indices are computed when asked for or needed by backward (else undefined).
 std::pair<Tensor, Tensor> max_pool(const Tensor& x0, const Pool2dOptions& o, bool want_indices) {
   check_input(x0, "max_pool2d");
+  if (via_float32(x0)) {
+    const auto [y, idx] = max_pool(with_dtype(x0, DType::Float32), o, want_indices);
+    return {with_dtype(y, x0.dtype()), idx};
+  }
   auto [y, idx] = batched(x0, [&](const Tensor& x) {
     const PoolGeometry g = window_geometry(x, o, "max_pool2d");
     const PoolKernels* k = pool_kernel(x, "max_pool2d");
@@ -149,6 +160,7 @@ Tensor max_pool2d(const Tensor& x, const Pool2dOptions& o) { return max_pool(x, 
 Tensor avg_pool2d(const Tensor& x0, const Pool2dOptions& o) {
   check_input(x0, "avg_pool2d");
   LEPTON_CHECK(o.dilation[0] == 1 && o.dilation[1] == 1, Value, "avg_pool2d: dilation is not supported");
+  if (via_float32(x0)) return with_dtype(avg_pool2d(with_dtype(x0, DType::Float32), o), x0.dtype());
   return unbatch(batched(x0, [&](const Tensor& x) {
     PoolArgs a;
     a.g = window_geometry(x, o, "avg_pool2d");
@@ -162,6 +174,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x0, int64_t out_h, int64_t out_w) {
   check_input(x0, "adaptive_avg_pool2d");
   LEPTON_CHECK(out_h >= 0 && out_w >= 0, Value, "adaptive_avg_pool2d: output_size must be non-negative, got (", out_h,
                ", ", out_w, ")");
+  if (via_float32(x0)) return with_dtype(adaptive_avg_pool2d(with_dtype(x0, DType::Float32), out_h, out_w), x0.dtype());
   return unbatch(batched(x0, [&](const Tensor& x) {
     PoolArgs a;
     a.g.planes = x.size(0) * x.size(1), a.g.h = x.size(2), a.g.w = x.size(3), a.g.oh = out_h, a.g.ow = out_w;
