@@ -1,9 +1,12 @@
-"""One training step of a GPT-2-small-sized model (12 layers, 12 heads, 768 wide, block 1024,
-vocabulary 50304, synthetic tokens) in Lepton and in PyTorch eager on the same device, from the
-same weights, with bf16 autocast on both sides (fp32 master weights, fused AdamW):
+"""One training step of a GPT in Lepton and in PyTorch eager on the same device, from the same
+weights, on synthetic tokens, with fused AdamW and (unless --no-amp) bf16 autocast on both sides:
 
     python bench/gpt2_step.py --device cuda [--batch 8] [--steps 10] [--json out.json]
-    python bench/gpt2_step.py --device cpu --tiny          # a small config, to check the script
+    python bench/gpt2_step.py --device cuda --config char-gpt --no-amp   # the shakespeare-gpt recipe's model
+    python bench/gpt2_step.py --device cpu --config tiny                 # to check the script
+
+Configs: gpt2-small (12 layers, 12 heads, 768 wide, block 1024, vocabulary 50304; batch 8),
+char-gpt (the recipe's 4x4x128, block 64, vocabulary 65; batch 12), tiny (2x2x64, block 64).
 
 Reports ms per step (forward, loss, backward, optimizer step), tokens/s and model FLOPs
 utilisation: 6·N + 12·L·T·C FLOPs per token (N weights outside the embeddings, L layers,
@@ -22,8 +25,11 @@ import numpy as np
 import lepton
 from lepton.models import CharGPT
 
-GPT2_SMALL = dict(n_layer=12, n_head=12, n_embd=768, block=1024, vocab=50304)
-TINY = dict(n_layer=2, n_head=2, n_embd=64, block=64, vocab=256)
+CONFIGS = {
+    "gpt2-small": dict(n_layer=12, n_head=12, n_embd=768, block=1024, vocab=50304, batch=8),
+    "char-gpt": dict(n_layer=4, n_head=4, n_embd=128, block=64, vocab=65, batch=12),
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, block=64, vocab=256, batch=8),
+}
 
 
 def flops_per_token(cfg, params):
@@ -42,9 +48,9 @@ def build(cfg, device, torch):
     return model.to(device), tmodel.to(device)
 
 
-def steps(cfg, batch, device, model, tmodel, torch):
-    """Training-step closures (bf16 autocast, AdamW, next-token cross-entropy) on one batch of
-    random tokens shared by both frameworks; each returns after the device has finished."""
+def steps(cfg, batch, device, model, tmodel, torch, amp):
+    """Training-step closures (AdamW, next-token cross-entropy, bf16 autocast if amp) on one batch
+    of random tokens shared by both frameworks; each returns after the device has finished."""
     rng = np.random.default_rng(0)
     tokens = rng.integers(0, cfg["vocab"], size=(batch, cfg["block"] + 1))
     x, y = lepton.from_numpy(tokens[:, :-1].copy()).to(device), lepton.from_numpy(tokens[:, 1:].copy()).to(device)
@@ -54,7 +60,7 @@ def steps(cfg, batch, device, model, tmodel, torch):
     vocab = cfg["vocab"]
 
     def lepton_step():
-        with lepton.autocast(device_type=device, dtype=lepton.bfloat16):
+        with lepton.autocast(device_type=device, dtype=lepton.bfloat16, enabled=amp):
             loss = lepton.nn.functional.cross_entropy(model(x).reshape([-1, vocab]), y.reshape([-1]))
         opt.zero_grad()
         loss.backward()
@@ -64,7 +70,7 @@ def steps(cfg, batch, device, model, tmodel, torch):
         return loss
 
     def torch_step():
-        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=amp):
             loss = torch.nn.functional.cross_entropy(tmodel(tx).reshape(-1, vocab), ty.reshape(-1))
         topt.zero_grad()
         loss.backward()
@@ -76,17 +82,19 @@ def steps(cfg, batch, device, model, tmodel, torch):
     return lepton_step, torch_step
 
 
-def run(device="cuda", batch=8, n_steps=10, warmup=3, tiny=False, peak_tflops=989.0, threads=None):
+def run(device="cuda", config="gpt2-small", batch=None, n_steps=10, warmup=3, amp=True, peak_tflops=989.0,
+        threads=None):
     import torch
 
     if threads:
         lepton.set_num_threads(threads)
         torch.set_num_threads(threads)
-    cfg = TINY if tiny else GPT2_SMALL
+    cfg = CONFIGS[config]
+    batch = batch or cfg["batch"]
     lepton.manual_seed(0)
     model, tmodel = build(cfg, device, torch)
     params = sum(p.numel() for p in model.parameters())
-    fns = dict(zip(("lepton", "torch"), steps(cfg, batch, device, model, tmodel, torch)))
+    fns = dict(zip(("lepton", "torch"), steps(cfg, batch, device, model, tmodel, torch, amp)))
     first = {name: float(fn().item()) for name, fn in fns.items()}  # same weights and batch: same loss
     for _ in range(warmup - 1):
         for fn in fns.values():
@@ -99,9 +107,9 @@ def run(device="cuda", batch=8, n_steps=10, warmup=3, tiny=False, peak_tflops=98
             times[name].append(time.perf_counter() - t0)
     tokens = batch * cfg["block"]
     fpt = flops_per_token(cfg, params)
-    result = {"config": cfg, "batch": batch, "device": device, "params": params, "first_loss": first, "frameworks": {}}
+    result = {"config": config, "amp": amp, "batch": batch, "device": device, "params": params, "first_loss": first, "frameworks": {}}
     print(f"GPT {cfg['n_layer']}x{cfg['n_head']}x{cfg['n_embd']}, block {cfg['block']}, vocab {cfg['vocab']}, "
-          f"{params / 1e6:.1f}M parameters, batch {batch}, bf16 autocast, {device}")
+          f"{params / 1e6:.1f}M parameters, batch {batch}, {'bf16 autocast' if amp else 'float32'}, {device}")
     print(f"first-step loss: lepton {first['lepton']:.4f}  torch {first['torch']:.4f}")
     print("| framework | ms/step | tokens/s | MFU |\n|---|---:|---:|---:|")
     for name, ts in times.items():
@@ -117,16 +125,17 @@ def run(device="cuda", batch=8, n_steps=10, warmup=3, tiny=False, peak_tflops=98
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
-    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--config", default="gpt2-small", choices=sorted(CONFIGS))
+    p.add_argument("--batch", type=int, default=None, help="default: the config's")
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--tiny", action="store_true", help="2 layers x 2 heads x 64, block 64: a quick check")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="float32 throughout, no autocast")
     p.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak of the device, for MFU")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", help="write the figures here")
     args = p.parse_args()
     if args.device == "cuda" and not lepton.cuda.is_available():
-        raise SystemExit("gpt2_step: no CUDA device (use --device cpu --tiny to check the script)")
-    result = run(args.device, args.batch, args.steps, tiny=args.tiny, peak_tflops=args.peak_tflops,
+        raise SystemExit("gpt2_step: no CUDA device (use --device cpu --config tiny to check the script)")
+    result = run(args.device, args.config, args.batch, args.steps, amp=args.amp, peak_tflops=args.peak_tflops,
                  threads=args.threads)
     if args.json:
         with open(args.json, "w") as f:

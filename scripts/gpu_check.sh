@@ -20,5 +20,7 @@ limit() { local left=$((BUDGET - SECONDS)); echo $(( left < $1 ? (left > 5 ? lef
 timeout "$(limit 200)" python3 -m pytest -m cuda -q --maxfail=30 --timeout=120 tests 2>&1 | tail -n 60 | tee "$OUT/pytest-cuda.log"
 (cd bench && timeout "$(limit 120)" python3 cuda_kernels.py --json "$OUT/bench-cuda-kernels.json") 2>&1 | tee "$OUT/bench-cuda-kernels.log"
 (cd bench && timeout "$(limit 90)" python3 gpt2_step.py --device cuda --json "$OUT/bench-gpt2-step.json") 2>&1 | tee "$OUT/bench-gpt2-step.log"
+(cd bench && timeout "$(limit 40)" python3 gpt2_step.py --device cuda --config char-gpt --no-amp --steps 30 \
+  --json "$OUT/bench-char-gpt-step.json") 2>&1 | tee "$OUT/bench-char-gpt-step.log"
 (cd bench && timeout "$(limit 40)" python3 elementwise.py --device cuda --json "$OUT/bench-elementwise-cuda.json") 2>&1 | tee "$OUT/bench-cuda.log"
 echo "total seconds: $SECONDS" | tee -a "$OUT/build.log"
