@@ -1,10 +1,11 @@
-// Int8 dynamic quantisation: argument checks, then the kernels of ops/int8_kernels.h. No
-// autograd: these ops exist for inference, and refuse inputs that would need a gradient.
+// Int8 dynamic quantisation: argument checks, then the kernels of ops/int8_kernels.h (CPU and
+// CUDA). No autograd: these ops exist for inference, and refuse inputs that would need a gradient.
 #include "lepton/ops/int8_gemm.h"
 
 #include "lepton/autograd/record.h"
 #include "lepton/core/error.h"
 #include "lepton/ops/int8_kernels.h"
+#include "lepton/ops/iter.h"
 
 namespace lepton {
 
@@ -17,8 +18,13 @@ namespace lepton::ops {
 namespace {
 
 const Int8GemmKernels* kernels(const Tensor& t, const char* op) {
-  LEPTON_CHECK(t.device().type == DeviceType::CPU, NotImplemented, op, ": only CPU tensors are supported");
-  return int8_gemm_kernels.get(DeviceType::CPU, DType::Int8, op);
+  use_device(t.device());
+  return int8_gemm_kernels.get(t.device().type, DType::Int8, op);
+}
+
+void check_device(const Tensor& t, const Tensor& x, const char* op, const char* what) {
+  LEPTON_CHECK(t.device() == x.device(), Value, op, ": ", what, " is on ", t.device().str(), " but the input is on ",
+               x.device().str());
 }
 
 void check_dtype(const Tensor& t, DType want, const char* op, const char* what) {
@@ -34,6 +40,11 @@ void check_k(const PackedInt8Weight& w, int64_t k, const char* op) {
   LEPTON_CHECK(w.k == k, Value, op, ": input has ", k, " features but the packed weight is [", w.n, ", ", w.k, "]");
   LEPTON_CHECK(w.packed.numel() == int8_packed_size(w.n, w.k) && w.colsum.numel() == w.n, Value, op,
                ": the packed weight is damaged (its buffers don't match [", w.n, ", ", w.k, "])");
+}
+
+void check_weight(const PackedInt8Weight& w, const Tensor& x, int64_t k, const char* op) {
+  check_k(w, k, op);
+  check_device(w.packed, x, op, "the packed weight");
 }
 
 // The activations as u8 (q + 128) rows padded to a multiple of 4, with their scales.
@@ -84,15 +95,12 @@ Tensor int8_mm(const Tensor& a, const PackedInt8Weight& w, bool reference) {
   check_dtype(a, DType::Int8, op, "input");
   LEPTON_CHECK(a.dim() == 2, Value, op, ": expected a 2-D int8 input, got shape ", shape_str(a.shape()));
   const int64_t m = a.size(0), kk = a.size(1), n = w.n;
-  check_k(w, kk, op);
+  check_weight(w, a, kk, op);
   const Int8GemmKernels* k = kernels(a, op);
-  // u8 = s8 + 128 (flip the sign bit), padded with zeros (128) to a multiple of 4
-  const int64_t kp = int8_k_padded(kk);
-  Tensor u = Tensor::empty({m, kp}, DType::UInt8, a.device());
-  const Tensor ac = contiguous(a);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < kp; ++j)
-      u.data<uint8_t>()[i * kp + j] = j < kk ? uint8_t(ac.data<int8_t>()[i * kk + j] ^ 0x80) : uint8_t(128);
+  // u8 = s8 + 128, padded with 128s (zeros) to a multiple of 4
+  autograd::NoGradGuard no_grad;
+  Tensor u = full({m, int8_k_padded(kk)}, Scalar::from_int(128), DType::UInt8, a.device());
+  copy_(slice(u, 1, 0, kk, 1), binary(BinaryOp::Add, to(a, std::nullopt, DType::Int32, false), Scalar::from_int(128)));
   Tensor c = Tensor::empty({m, n}, DType::Int32, a.device());
   Int8GemmArgs g;
   g.m = m, g.n = n, g.k = kk, g.a = u.data<uint8_t>(), g.b = w.packed.data<int8_t>(), g.colsum = w.colsum.data<int32_t>();
@@ -108,12 +116,14 @@ Tensor int8_linear(const Tensor& x, const PackedInt8Weight& w, const Tensor& w_s
   check_no_grad(x, op);
   LEPTON_CHECK(x.dim() >= 1, Value, op, ": input must have at least one dimension, got a scalar");
   const int64_t kk = x.size(-1), n = w.n;
-  check_k(w, kk, op);
+  check_weight(w, x, kk, op);
   check_dtype(w_scale, DType::Float32, op, "weight scale");
+  check_device(w_scale, x, op, "the weight scale");
   LEPTON_CHECK(w_scale.dim() == 1 && w_scale.size(0) == n, Value, op, ": weight scale must have shape [", n, "], got ",
                shape_str(w_scale.shape()));
   if (bias) {
     check_dtype(*bias, DType::Float32, op, "bias");
+    check_device(*bias, x, op, "the bias");
     LEPTON_CHECK(bias->dim() == 1 && bias->size(0) == n, Value, op, ": bias must have shape [", n, "], got ",
                  shape_str(bias->shape()));
   }
