@@ -1,4 +1,4 @@
-// Int8 dynamic quantisation ops (int8_gemm.cpp) for inference: CPU only, not differentiable.
+// Int8 dynamic quantisation ops (int8_gemm.cpp) for inference, on CPU and CUDA; not differentiable.
 #pragma once
 #include <optional>
 #include <utility>
@@ -27,7 +27,7 @@ Tensor int8_mm(const Tensor& a, const PackedInt8Weight& w, bool reference);
 Tensor int8_linear(const Tensor& x, const PackedInt8Weight& w, const Tensor& w_scale, const std::optional<Tensor>& bias,
                    bool relu, bool reference);
 
-// Which GEMM kernel int8_linear runs: "avx512-vnni" or "portable".
+// Which GEMM kernel int8_linear runs on the CPU: "avx512-vnni" or "portable".
 const char* int8_gemm_kernel_name();
 
 }  // namespace lepton::ops
