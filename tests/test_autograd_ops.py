@@ -268,6 +268,27 @@ def test_view(name):
     check(VIEWS[name], rand((2, 3, 4)))
 
 
+def test_split_and_unbind_pieces_share_one_backward_node():
+    """One node for all pieces (an RNN unbinds T steps: a node per piece would each build a
+    gradient as large as the whole input); pieces left unused get zero gradients."""
+    x = lepton.randn(6, 4, requires_grad=True)
+    pieces = x.split([1, 2, 3])
+    assert pieces[0].grad_fn is pieces[2].grad_fn and pieces[0].grad_fn.name() == "split_backward"
+    steps = x.unbind(0)
+    nodes = [s.grad_fn.next_functions[0][0] for s in steps]
+    assert all(n is nodes[0] for n in nodes) and nodes[0].name() == "split_backward"
+    (steps[1] * 3).sum().backward()
+    want = np.zeros((6, 4), np.float32)
+    want[1] = 3
+    np.testing.assert_array_equal(x.grad.numpy(), want)
+
+
+@pytest.mark.parametrize("call", [lambda t: t.size(0), lambda t: t.stride(-1), lambda t: t.unbind(0)])
+def test_zero_dim_tensor_has_no_dimension_to_read(call):
+    with pytest.raises(IndexError, match="no dimension"):
+        call(lepton.tensor(1.0))
+
+
 def test_view_outputs_used_twice():
     check(lambda x: x[0] * x[1] + x[:, 1:].sum(), rand((2, 3)))
 

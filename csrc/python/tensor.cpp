@@ -201,8 +201,10 @@ void bind_tensor(py::module_& m) {
       }, py::arg("split_size_or_sections"), py::arg("dim") = 0)
       .def("chunk", &ops::chunk, py::arg("chunks"), py::arg("dim") = 0)
       .def("unbind", [](const Tensor& t, int64_t dim) {
-        std::vector<Tensor> out;
-        for (int64_t i = 0; i < t.size(dim); ++i) out.push_back(ops::select(t, dim, i));
+        // split (one backward node for all pieces) and a squeeze per piece (a view, O(1))
+        LEPTON_CHECK(t.dim() > 0, Index, "unbind: a 0-d tensor has no dimension to unbind");
+        std::vector<Tensor> out = ops::split(t, ops::Dims(size_t(t.size(dim)), 1), dim);
+        for (Tensor& piece : out) piece = ops::squeeze(piece, ops::Dims{dim});
         return out;
       }, py::arg("dim") = 0)
       .def("select", &ops::select, py::arg("dim"), py::arg("index"))

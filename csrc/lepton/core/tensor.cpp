@@ -93,8 +93,15 @@ Tensor Tensor::view_of(std::shared_ptr<Storage> storage, Shape shape, Shape stri
   return Tensor(std::move(impl));
 }
 
-int64_t Tensor::size(int64_t d) const { return impl_->shape[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return impl_->strides[wrap_dim(d, dim(), "stride")]; }
+// wrap_dim lets a 0-d tensor take dim 0 (for reductions); a 0-d tensor has no size to read
+int64_t Tensor::size(int64_t d) const {
+  LEPTON_CHECK(dim() > 0, Index, "size: dimension specified as ", d, " but the tensor has no dimensions");
+  return impl_->shape[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  LEPTON_CHECK(dim() > 0, Index, "stride: dimension specified as ", d, " but the tensor has no dimensions");
+  return impl_->strides[wrap_dim(d, dim(), "stride")];
+}
 int64_t Tensor::numel() const { return shape_numel(impl_->shape); }
 
 bool Tensor::is_contiguous() const {

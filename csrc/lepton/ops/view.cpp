@@ -273,8 +273,18 @@ std::vector<Tensor> split(const Tensor& t, const Dims& sizes, int64_t dim) {
   std::vector<Tensor> out;
   int64_t at = 0;
   for (int64_t s : sizes) {
-    out.push_back(slice(t, d, at, at + s, 1));
+    Shape shape = t.shape();
+    shape[d] = s;
+    out.push_back(make_view(t, shape, t.strides(), t.offset() + (s > 0 ? at * t.strides()[d] : 0)));
     at += s;
+  }
+  // One node for all pieces, its backward one cat: a node per piece would each scatter into a
+  // zero tensor of the whole input, O(pieces x size) for an RNN's per-step slices.
+  if (autograd::needs_grad({&t})) {
+    autograd::record("split_backward", {t}, out, [d](const autograd::Node&, autograd::TensorList& g) {
+      return autograd::TensorList{cat(g, d)};
+    });
+    for (const Tensor& piece : out) autograd::mark_view(piece, t);
   }
   return out;
 }
