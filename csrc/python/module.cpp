@@ -6,6 +6,10 @@
 namespace py = pybind11;
 using namespace lepton;
 
+namespace lepton::py_bind {
+void bind_amp(py::module_& m);  // autocast state and gradient scaling (amp.cpp)
+}
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "Lepton engine: tensors and kernels";
   static py::exception<Error> oom(m, "OutOfMemoryError", PyExc_RuntimeError);
@@ -39,4 +43,5 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_attention(m);
   py_bind::bind_quant(m);
   py_bind::bind_dist(m);
+  py_bind::bind_amp(m);
 }

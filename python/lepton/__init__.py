@@ -49,6 +49,8 @@ from lepton.io import load, save
 from lepton import _tensor_repr  # noqa: F401  (installs Tensor.__repr__ and friends)
 from lepton import _tensor_copy  # noqa: F401  (installs Tensor.__deepcopy__)
 from lepton import nn, optim
+from lepton import amp
+from lepton.amp import autocast, get_autocast_dtype, is_autocast_enabled
 
 
 def __getattr__(name):  # lepton.data and lepton.datasets load on first use (they add ~20% to import time)
@@ -80,6 +82,7 @@ __all__ = [
     "promote_types", "set_num_threads", "get_num_threads", "info", "cuda", "autograd", "nn", "optim",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "save", "load",
     "inference_mode", "is_inference_mode_enabled",
+    "amp", "autocast", "is_autocast_enabled", "get_autocast_dtype",
     "bool", "uint8", "int8", "int32", "int64", "float16", "bfloat16", "float32", "float64",
     *_function_names,
 ]

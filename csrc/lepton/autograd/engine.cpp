@@ -7,6 +7,7 @@
 #include "lepton/autograd/accumulate.h"
 #include "lepton/autograd/meta.h"
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/ops.h"
 
 namespace lepton::autograd {
@@ -36,6 +37,7 @@ void add_into(TensorList& buffer, uint32_t nr, Tensor g) {
 // recorded into `captured` and leaves are left alone.
 void run(const std::vector<Edge>& roots, const TensorList& root_grads, bool retain_graph, bool create_graph,
          const std::vector<Capture>* captures, TensorList* captured) {
+  autocast::Suspend no_autocast;  // backward ops run in the dtypes the forward pass recorded
   std::unordered_map<Node*, int> deps;
   std::unordered_set<Node*> seen;
   std::vector<Node*> stack;

@@ -7,6 +7,7 @@
 
 #include "lepton/core/error.h"
 #include "lepton/ops/attention_kernels.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
 
@@ -136,13 +137,29 @@ uint64_t dropout_seed() {
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const std::optional<Tensor>& attn_mask, double dropout_p, bool is_causal,
                                     std::optional<double> scale, bool reference) {
+  if (auto dt = autocast::target(kName, {&query, &key, &value, attn_mask ? &*attn_mask : nullptr})) {
+    autocast::Suspend off;
+    return scaled_dot_product_attention(autocast::cast(query, *dt), autocast::cast(key, *dt), autocast::cast(value, *dt),
+                                        autocast::cast(attn_mask, *dt), dropout_p, is_causal, scale, reference);
+  }
+  // 16-bit inputs on a device without 16-bit attention kernels compute in float32 and round
+  // the output once (the casts are recorded, so gradients come back in 16 bits).
+  const DType qt = query.dtype();
+  if (autocast::is_16bit(qt) && key.dtype() == qt && value.dtype() == qt && !attention_kernels.has(query.device().type, qt)) {
+    const DType f = DType::Float32;
+    return to(scaled_dot_product_attention(to(query, std::nullopt, f, false), to(key, std::nullopt, f, false),
+                                           to(value, std::nullopt, f, false), autocast::cast(attn_mask, f), dropout_p,
+                                           is_causal, scale, reference),
+              std::nullopt, qt, false);
+  }
   check_inputs(query, key, value, attn_mask, dropout_p, is_causal);
   const double sc = scale ? *scale : 1.0 / std::sqrt(double(query.size(-1)));
   const auto p = std::make_shared<const Problem>(query, key, value, attn_mask, is_causal, sc, dropout_p,
                                                  dropout_p > 0 ? dropout_seed() : 0);
   const AttentionArgs& a = p->args;
   Tensor out = Tensor::empty(p->shape(a.L, a.Ev), query.dtype(), query.device());
-  Tensor lse = Tensor::empty({a.batch, a.L}, query.dtype(), query.device());
+  const bool half = query.dtype() == DType::Float16 || query.dtype() == DType::BFloat16;  // lse keeps float32's range and bits
+  Tensor lse = Tensor::empty({a.batch, a.L}, half ? DType::Float32 : query.dtype(), query.device());
   AttentionArgs fa = a;
   fa.out = out.data_ptr(), fa.lse = lse.data_ptr();
   const AttentionFns& fns = kernels(query, reference);

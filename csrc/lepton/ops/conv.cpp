@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/conv.h"
 #include "lepton/ops/conv_kernels.h"
 #include "lepton/ops/grad.h"
@@ -107,6 +108,17 @@ void set_conv_reference(bool on) { g_reference = on; }
 bool conv_reference() { return g_reference; }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, const Conv2dOptions& o) {
+  if (auto dt = autocast::target("conv2d", {&x, &weight, bias ? &*bias : nullptr})) {
+    autocast::Suspend off;
+    return conv2d(autocast::cast(x, *dt), autocast::cast(weight, *dt), autocast::cast(bias, *dt), o);
+  }
+  // 16-bit operands on a device without 16-bit conv kernels (the CPU) compute in float32 and
+  // round the output once; the casts are recorded, so gradients come back in 16 bits.
+  if (autocast::is_16bit(x.dtype()) && weight.dtype() == x.dtype() && !conv_kernels.has(x.device().type, x.dtype())) {
+    const DType f = DType::Float32;
+    return to(conv2d(to(x, std::nullopt, f, false), to(weight, std::nullopt, f, false), autocast::cast(bias, f), o),
+              std::nullopt, x.dtype(), false);
+  }
   LEPTON_CHECK(x.dim() == 3 || x.dim() == 4, Value,
                "conv2d: expected a 3-D (unbatched) or 4-D (batched) input, got input of shape ", shape_str(x.shape()));
   if (x.dim() == 3) return squeeze(conv2d(unsqueeze(x, 0), weight, bias, o), Dims{0});

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
 
@@ -154,6 +155,10 @@ const char* binary_name(BinaryOp op) {
 }
 
 Tensor unary(UnaryOp op, const Tensor& x) {
+  if (auto dt = autocast::target(unary_name(op), {&x})) {
+    autocast::Suspend off;
+    return unary(op, autocast::cast(x, *dt));
+  }
   Tensor in = unary_input(op, x);
   if (rounding(op) && !is_floating(in.dtype())) return clone(in);
   Tensor out = Tensor::empty(in.shape(), in.dtype(), in.device());
@@ -194,7 +199,13 @@ void clamp_(const Tensor& x, std::optional<Scalar> lo, std::optional<Scalar> hi)
   if (x.numel() > 0) run_unary(UnaryOp::Clamp, x, x, l, h);
 }
 
-Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) { return binary_impl(op, a, b, result_type(a, b)); }
+Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
+  if (auto dt = op == BinaryOp::Pow ? autocast::target("pow", {&a, &b}) : std::nullopt) {
+    autocast::Suspend off;
+    return binary(op, autocast::cast(a, *dt), autocast::cast(b, *dt));
+  }
+  return binary_impl(op, a, b, result_type(a, b));
+}
 
 Tensor binary(BinaryOp op, const Tensor& a, Scalar b, bool reverse) {
   const DType dt = result_type(a, b);

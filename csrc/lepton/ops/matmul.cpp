@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/grad.h"
 
 namespace lepton::ops {
@@ -122,12 +123,20 @@ Tensor untracked(F compute) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (auto dt = autocast::target("matmul", {&a, &b})) {
+    autocast::Suspend off;
+    return matmul(autocast::cast(a, *dt), autocast::cast(b, *dt));
+  }
   Tensor out = untracked([&] { return matmul_impl(a, b, nullptr, Activation::None, "matmul"); });
   if (autograd::needs_grad({&a, &b})) record_matmul(a, b, out, "matmul_backward");
   return out;
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, Activation act) {
+  if (auto dt = autocast::target("linear", {&x, &weight, bias ? &*bias : nullptr})) {
+    autocast::Suspend off;
+    return linear(autocast::cast(x, *dt), autocast::cast(weight, *dt), autocast::cast(bias, *dt), act);
+  }
   check_pair(x, weight, "linear", "input", "weight");
   LEPTON_CHECK(weight.dim() == 2, Value, "linear: weight must be 2-D [out_features, in_features], got ",
                shape_str(weight.shape()));
@@ -149,6 +158,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
+  if (auto dt = autocast::target("bmm", {&a, &b})) {
+    autocast::Suspend off;
+    return bmm(autocast::cast(a, *dt), autocast::cast(b, *dt));
+  }
   check_pair(a, b, "bmm");
   LEPTON_CHECK(a.dim() == 3 && b.dim() == 3, Value, "bmm: expected 3-D tensors, got ", shape_str(a.shape()), " and ",
                shape_str(b.shape()));
@@ -161,6 +174,10 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta, double alpha) {
+  if (auto dt = autocast::target("addmm", {&input, &a, &b})) {
+    autocast::Suspend off;
+    return addmm(autocast::cast(input, *dt), autocast::cast(a, *dt), autocast::cast(b, *dt), beta, alpha);
+  }
   check_pair(a, b, "addmm", "mat1", "mat2");
   check_pair(input, a, "addmm", "input", "mat1");
   LEPTON_CHECK(a.dim() == 2 && b.dim() == 2, Value, "addmm: expected 2-D matrices, got ", shape_str(a.shape()),

@@ -4,6 +4,7 @@
 
 #include "lepton/autograd/record.h"
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/iter.h"
 #include "lepton/ops/norm.h"
 
@@ -64,6 +65,10 @@ void check_no_double_backward(const char* op) {
 Tensor layer_norm(const Tensor& x0, const Shape& shape, const std::optional<Tensor>& weight0,
                   const std::optional<Tensor>& bias0, double eps) {
   constexpr const char* name = "layer_norm";
+  if (auto dt = autocast::target(name, {&x0, weight0 ? &*weight0 : nullptr, bias0 ? &*bias0 : nullptr})) {
+    autocast::Suspend off;
+    return layer_norm(autocast::cast(x0, *dt), shape, autocast::cast(weight0, *dt), autocast::cast(bias0, *dt), eps);
+  }
   LEPTON_CHECK(is_floating(x0.dtype()), Type, name, ": input must be a floating-point tensor, got ",
                dtype_name(x0.dtype()));
   LEPTON_CHECK(!shape.empty(), Value, name, ": normalized_shape must have at least one dimension");

@@ -3,6 +3,7 @@
 // backward writes the input gradient in one pass.
 #include "lepton/autograd/record.h"
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/norm.h"
 
 namespace lepton::ops {
@@ -52,6 +53,11 @@ Tensor periodic(const Tensor& pw, const Tensor& input, int64_t& period) {
 Tensor pointwise_loss(PointwiseLoss op, const Tensor& input, const Tensor& target, const std::optional<Tensor>& weight0,
                       const std::optional<Tensor>& pos_weight0, Reduction reduction) {
   const char* name = loss_name(op);
+  if (auto dt = autocast::target(name, {&input, &target, weight0 ? &*weight0 : nullptr, pos_weight0 ? &*pos_weight0 : nullptr})) {
+    autocast::Suspend off;
+    return pointwise_loss(op, autocast::cast(input, *dt), autocast::cast(target, *dt), autocast::cast(weight0, *dt),
+                          autocast::cast(pos_weight0, *dt), reduction);
+  }
   LEPTON_CHECK(is_floating(input.dtype()), Type, name, ": input must be a floating-point tensor, got ",
                dtype_name(input.dtype()));
   LEPTON_CHECK(target.dtype() == input.dtype(), Type, name, ": target is ", dtype_name(target.dtype()),

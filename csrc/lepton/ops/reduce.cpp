@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
 
@@ -147,6 +148,10 @@ void record_reduce(ReduceOp op, const Tensor& x, const Tensor& out, const Dims& 
 
 Tensor reduce(ReduceOp op, const Tensor& x, const Dims& dims, bool keepdim) {
   const char* name = reduce_name(op);
+  if (auto dt = autocast::target(name, {&x})) {
+    autocast::Suspend off;
+    return reduce(op, autocast::cast(x, *dt), dims, keepdim);
+  }
   Tensor out;
   {
     autograd::NoGradGuard no_grad;  // the layout copies below are not part of the graph
@@ -189,6 +194,10 @@ Tensor var(const Tensor& x, const Dims& dims, double correction, bool keepdim) {
 }
 
 Tensor logsumexp(const Tensor& x, const Dims& dims, bool keepdim) {
+  if (auto dt = autocast::target("logsumexp", {&x})) {
+    autocast::Suspend off;
+    return logsumexp(autocast::cast(x, *dt), dims, keepdim);
+  }
   Tensor xf = is_floating(x.dtype()) ? x : to(x, std::nullopt, DType::Float32, false);
   if (xf.numel() == 0) {
     Tensor s = reduce(ReduceOp::Sum, xf, dims, keepdim);

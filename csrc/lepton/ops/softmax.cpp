@@ -1,6 +1,7 @@
 // Softmax, log-softmax and softmax cross-entropy as single fused kernels over rows (the last
 // dim; another dim is moved last with a transposed copy), with hand-written backward nodes.
 #include "lepton/core/error.h"
+#include "lepton/ops/autocast.h"
 #include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
 
@@ -70,11 +71,28 @@ Tensor softmax_op(SoftmaxOp op, const Tensor& x0, int64_t dim) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_op(SoftmaxOp::Softmax, x, dim); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_op(SoftmaxOp::LogSoftmax, x, dim); }
+// Under CUDA autocast both run in float32 (torch's fp32_set_opt_dtype list); not on the CPU.
+Tensor softmax(const Tensor& x, int64_t dim) {
+  if (auto dt = autocast::target("softmax", {&x})) {
+    autocast::Suspend off;
+    return softmax(autocast::cast(x, *dt), dim);
+  }
+  return softmax_op(SoftmaxOp::Softmax, x, dim);
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (auto dt = autocast::target("log_softmax", {&x})) {
+    autocast::Suspend off;
+    return log_softmax(autocast::cast(x, *dt), dim);
+  }
+  return softmax_op(SoftmaxOp::LogSoftmax, x, dim);
+}
 
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index, double label_smoothing) {
   constexpr const char* name = "cross_entropy";
+  if (auto dt = autocast::target(name, {&logits})) {
+    autocast::Suspend off;
+    return cross_entropy_rows(autocast::cast(logits, *dt), target, ignore_index, label_smoothing);
+  }
   LEPTON_CHECK(is_floating(logits.dtype()), Type, name, ": logits must be a floating-point tensor, got ",
                dtype_name(logits.dtype()));
   LEPTON_CHECK(logits.dim() == 2, Value, name, ": expected logits of shape [N, C], got ", shape_str(logits.shape()));
@@ -86,6 +104,10 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ig
                " but logits are on ", logits.device().str());
   LEPTON_CHECK(label_smoothing >= 0 && label_smoothing <= 1, Value, name,
                ": label_smoothing must be between 0.0 and 1.0, got ", label_smoothing);
+  // 16-bit logits without a 16-bit kernel: computed in float32, the loss rounded once (as torch).
+  if (autocast::is_16bit(logits.dtype()) && !softmax_kernels.has(logits.device().type, logits.dtype()))
+    return to(cross_entropy_rows(to(logits, std::nullopt, DType::Float32, false), target, ignore_index, label_smoothing),
+              std::nullopt, logits.dtype(), false);
   Tensor x, t, loss, lse;
   const int64_t n = logits.size(0), c = logits.size(1);
   {

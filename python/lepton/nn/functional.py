@@ -71,6 +71,7 @@ def log_softmax(input, dim=None, dtype=None):
     """x - logsumexp(x) along dim, in one fused kernel (shifted by the row max, so large logits stay exact)."""
     if dtype is not None:
         input = input.to(dtype)
+    input, = _autocast("log_softmax", input)
     return _in_float32_if_half(_C.log_softmax, input, _softmax_dim("log_softmax", input, dim))
 
 
@@ -78,7 +79,14 @@ def softmax(input, dim=None, dtype=None):
     """exp(x - max) / Σ exp(x - max) along dim, in one fused kernel: never overflows, rows sum to 1."""
     if dtype is not None:
         input = input.to(dtype)
+    input, = _autocast("softmax", input)
     return _in_float32_if_half(_C.softmax, input, _softmax_dim("softmax", input, dim))
+
+
+def _autocast(op, *tensors):
+    """The tensors cast as lepton.autocast's policy for op says (e.g. float32 for losses), for the ops
+    whose 16-bit handling is decided here rather than in C++; unchanged when autocast is off."""
+    return _C._autocast_cast(op, tensors)
 
 
 def _is_16bit(t):
@@ -156,12 +164,16 @@ def _fusable(input, target, *constants, target_grad=True):
 
 
 def mse_loss(input, target, reduction="mean"):
+    _check_float("mse_loss", input=input, target=target)
+    input, target = _autocast("mse_loss", input, target)
     if _fusable(input, target):
         return _C.pointwise_loss("mse", input, target, reduction=reduction)
     return _reduce(_pointwise_loss("mse_loss", input, target).square(), reduction)
 
 
 def l1_loss(input, target, reduction="mean"):
+    _check_float("l1_loss", input=input, target=target)
+    input, target = _autocast("l1_loss", input, target)
     if _fusable(input, target):
         return _C.pointwise_loss("l1", input, target, reduction=reduction)
     return _reduce(_pointwise_loss("l1_loss", input, target).abs(), reduction)
@@ -171,6 +183,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-w·(y·log x + (1-y)·log(1-x)) for probabilities x; each log is clamped at -100 as in torch."""
     _check_float("binary_cross_entropy", input=input, target=target, weight=weight)
     _check_same_shape("binary_cross_entropy", input, target)
+    input, target, weight = _autocast("binary_cross_entropy", input, target, weight)
     if _fusable(input, target, weight, target_grad=False):
         return _C.pointwise_loss("bce", input, target, weight, reduction=reduction)
     with no_grad():
@@ -186,6 +199,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     _check_float("binary_cross_entropy_with_logits", input=input, target=target, weight=weight,
                  pos_weight=pos_weight)
     _check_same_shape("binary_cross_entropy_with_logits", input, target)
+    input, target, weight, pos_weight = _autocast("binary_cross_entropy_with_logits", input, target, weight, pos_weight)
     if _fusable(input, target, weight, pos_weight, target_grad=False):
         return _C.pointwise_loss("bce_with_logits", input, target, weight, pos_weight, reduction)
     log_weight = 1 if pos_weight is None else 1 + (pos_weight - 1) * target
@@ -269,6 +283,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     'mean' divides by the summed weights of the non-ignored targets, as torch does.
     """
     _check_float("nll_loss", input=input, weight=weight)
+    input, weight = _autocast("nll_loss", input, weight)
     loss, w, _ = _pick_targets("nll_loss", input, target, weight, ignore_index)
     return _reduce(loss, reduction, w)
 
@@ -279,6 +294,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     With label smoothing ε the loss is (1-ε)·nll + ε/C·Σ_c -w_c·log p_c, as in torch.
     """
     _check_float("cross_entropy", input=input, weight=weight)
+    input, weight = _autocast("cross_entropy", input, weight)
+    if isinstance(target, Tensor) and target.dtype.is_floating_point:  # class probabilities
+        target, = _autocast("cross_entropy", target)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     class_dim = _class_dim("cross_entropy", input, weight)
@@ -353,6 +371,7 @@ def _float32(t):
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean)/√(var + eps)·weight + bias over the trailing normalized_shape dims (biased variance),
     in one fused kernel; 16-bit inputs compute in float32."""
+    input, weight, bias = _autocast("layer_norm", input, weight, bias)
     if _is_16bit(input):
         return _C.layer_norm(input.float(), normalized_shape, _float32(weight), _float32(bias), eps).to(input.dtype)
     return _C.layer_norm(input, normalized_shape, weight, bias, eps)
@@ -408,11 +427,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     left when L != S, as in torch. A query that may attend to no key gets 0 and passes no gradient
     (torch's behaviour). scale defaults to 1/√E. dropout_p > 0 drops weights with a counter-based
     Philox mask (reproducible under lepton.manual_seed) that the backward regenerates rather than
-    stores. 16-bit inputs compute in float32.
+    stores. 16-bit inputs run the tensor-core kernels on CUDA (float32 accumulation) and compute in
+    float32 elsewhere.
     """
-    if _is_16bit(query) and key.dtype == query.dtype and value.dtype == query.dtype:
-        mask = attn_mask if attn_mask is None or attn_mask.dtype == _C.dtype.bool else attn_mask.float()
-        out = _C.scaled_dot_product_attention(query.float(), key.float(), value.float(), mask, dropout_p, is_causal,
-                                              scale)
-        return out.to(query.dtype)
     return _C.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)

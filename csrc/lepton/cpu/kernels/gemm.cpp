@@ -1,10 +1,12 @@
 // Float32/float64 GEMM with a fused bias + activation epilogue (the contract is GemmArgs in
-// ops/kernels.h). BLIS-style: B is packed into kc×NR panels shared by the threads, A into MR×kc
+// ops/kernels.h); float16/bfloat16 run the float32 kernel on operands widened while packed
+// (gemm_16bit). BLIS-style: B is packed into kc×NR panels shared by the threads, A into MR×kc
 // panels per thread, and a register-blocked microkernel multiplies one A panel by one B panel
 // into an MR×NR tile that the epilogue adds into C. Threads split each block of C into
 // (row block × column group) tasks, so small-M shapes still use every thread. The naive triple
 // loop gemm_reference stays beside it as the oracle for tests (LEPTON_GEMM=reference).
 #include <cstdlib>
+#include <memory>
 #include <new>
 #include <vector>
 
@@ -168,28 +170,29 @@ thread_local Scratch tl_a, tl_b;
 
 // Packs the kc×nr block of a strided K×N source (rows k, columns j) into a k-major panel of
 // width W, zero-padding columns nr..W. Used for B (W = NR) and, with the strides swapped,
-// for A (W = MR). The loop order follows the source's unit stride.
-template <int W, class T>
-void pack_panel(const T* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, T* dst) {
+// for A (W = MR). The loop order follows the source's unit stride. A 16-bit source (S) is
+// widened to float here, so its GEMM needs no converted copy of the operands.
+template <int W, class T, class S>
+void pack_panel(const S* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, T* dst) {
   if (cs == 1 && nr == W) {
     for (int64_t k = 0; k < kc; ++k)
 #pragma omp simd
-      for (int j = 0; j < W; ++j) dst[k * W + j] = src[k * rs + j];
+      for (int j = 0; j < W; ++j) dst[k * W + j] = load(src[k * rs + j]);
     return;
   }
   int64_t k0 = 0;  // k rows already packed
 #if defined(__AVX2__)
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<S, float>)
     if (rs == 1) k0 = pack_transposed<W>(src, cs, kc, nr, dst);
 #endif
   for (int64_t k = k0; k < kc; ++k)
     for (int64_t j = nr; j < W; ++j) dst[k * W + j] = T(0);
   if (rs == 1) {
     for (int64_t j = 0; j < nr; ++j)
-      for (int64_t k = k0; k < kc; ++k) dst[k * W + j] = src[j * cs + k];
+      for (int64_t k = k0; k < kc; ++k) dst[k * W + j] = load(src[j * cs + k]);
   } else {
     for (int64_t k = k0; k < kc; ++k)
-      for (int64_t j = 0; j < nr; ++j) dst[k * W + j] = src[k * rs + j * cs];
+      for (int64_t j = 0; j < nr; ++j) dst[k * W + j] = load(src[k * rs + j * cs]);
   }
 }
 
@@ -252,9 +255,10 @@ void store_tile(const T* tile, int64_t mr, int64_t nr, T* c, int64_t c_rs, const
 }
 
 // The block C[i0:i1, j0:j1] of one matrix, computed by one thread with its own packed panels
-// (threads own disjoint blocks, so they never wait for each other).
-template <class K, class T = typename K::T>
-void gemm_block(const GemmArgs& g, const T* A, const T* B, T* C, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+// (threads own disjoint blocks, so they never wait for each other). A and B are of storage
+// type S, widened to the kernel's T while packed.
+template <class K, class S, class T = typename K::T>
+void gemm_block(const GemmArgs& g, const S* A, const S* B, T* C, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   constexpr int MR = K::kMR, NR = K::kNR;
   const int64_t M = i1 - i0, Kd = g.k;
   const Epilogue<T> e{T(g.alpha), T(g.beta), static_cast<const T*>(g.bias), g.act};
@@ -351,15 +355,16 @@ void gemv_row(const GemmArgs& g, const T* A, const T* B, T* C) {
   }
 }
 
-template <class K>
+// S: the storage type of A and B (16-bit ones are widened while packed); C and the bias are T.
+template <class K, class S = typename K::T>
 void gemm_fast(const GemmArgs& g) {
   using T = typename K::T;
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
   if (g.k == 0) return gemm_empty_k<T>(g);
-  if (g.m == 1 && (g.b_rs == 1 || g.b_cs == 1)) {
+  if (std::is_same_v<S, T> && g.m == 1 && (g.b_rs == 1 || g.b_cs == 1)) {
     for (int64_t b = 0; b < g.batch; ++b)
       gemv_row<T>(g, static_cast<const T*>(g.a) + b * g.a_bs, static_cast<const T*>(g.b) + b * g.b_bs,
-                  static_cast<T*>(g.c) + b * g.c_bs);
+                  static_cast<T*>(g.c) + b * g.c_bs);  // S == T here
     return;
   }
   const int64_t flops = 2 * g.m * g.n * g.k * g.batch;
@@ -379,7 +384,7 @@ void gemm_fast(const GemmArgs& g) {
       i0 = std::min(g.m, mpanels * p / parts * K::kMR), i1 = std::min(g.m, mpanels * (p + 1) / parts * K::kMR);
     }
     if (i0 < i1 && j0 < j1)
-      gemm_block<K>(g, static_cast<const T*>(g.a) + b * g.a_bs, static_cast<const T*>(g.b) + b * g.b_bs,
+      gemm_block<K>(g, static_cast<const S*>(g.a) + b * g.a_bs, static_cast<const S*>(g.b) + b * g.b_bs,
                     static_cast<T*>(g.c) + b * g.c_bs, i0, i1, j0, j1);
   }
 }
@@ -402,6 +407,54 @@ void gemm_reference(const GemmArgs& g) {
     }
 }
 
+// Float16/bfloat16 through the float32 kernel with float32 accumulation over all of K: the
+// operands are widened while packed (`F` = gemm_fast<FloatKernel, S>), C is summed in a float32
+// buffer (read from C first when beta != 0) and rounded once at the end, after the bias (widened
+// once) and activation. The reference (`F` = gemm_reference<float>) gets float32 copies of A and B.
+template <class S>
+void widen_matrices(const S* src, int64_t batch, int64_t bs, int64_t rows, int64_t rs, int64_t cols, int64_t cs,
+                    float* dst) {
+#pragma omp parallel for collapse(2) schedule(static) if (batch * rows * cols > kParallelGrain)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < rows; ++i) {
+      const S* s = src + b * bs + i * rs;
+      float* d = dst + (b * rows + i) * cols;
+      for (int64_t j = 0; j < cols; ++j) d[j] = load(s[j * cs]);
+    }
+}
+
+template <class S, void (*F)(const GemmArgs&), bool WidenOperands>
+void gemm_16bit(const GemmArgs& g) {
+  if (g.m == 0 || g.n == 0 || g.batch == 0) return;
+  const int64_t M = g.m, N = g.n, K = g.k, B = g.batch;
+  std::unique_ptr<float[]> c(new float[size_t(B * M * N)]);  // uninitialised: F writes all of it
+  std::vector<float> bias, a, b;
+  S* C = static_cast<S*>(g.c);
+  if (g.beta != 0) widen_matrices(static_cast<const S*>(C), B, g.c_bs, M, g.c_rs, N, 1, c.get());
+  GemmArgs w = g;
+  w.c = c.get(), w.c_rs = N, w.c_bs = M * N;
+  if (g.bias) {
+    bias.resize(size_t(N));
+    widen_matrices(static_cast<const S*>(g.bias), 1, 0, 1, 0, N, 1, bias.data());
+    w.bias = bias.data();
+  }
+  if constexpr (WidenOperands) {
+    a.resize(size_t(B * M * K)), b.resize(size_t(B * K * N));
+    widen_matrices(static_cast<const S*>(g.a), B, g.a_bs, M, g.a_rs, K, g.a_cs, a.data());
+    widen_matrices(static_cast<const S*>(g.b), B, g.b_bs, K, g.b_rs, N, g.b_cs, b.data());
+    w.a = a.data(), w.b = b.data();
+    w.a_rs = K, w.a_cs = 1, w.a_bs = M * K, w.b_rs = N, w.b_cs = 1, w.b_bs = K * N;
+  }
+  F(w);
+#pragma omp parallel for collapse(2) schedule(static) if (B * M * N > kParallelGrain)
+  for (int64_t bi = 0; bi < B; ++bi)
+    for (int64_t i = 0; i < M; ++i) {
+      const float* s = c.get() + (bi * M + i) * N;
+      S* d = C + bi * g.c_bs + i * g.c_rs;
+      for (int64_t j = 0; j < N; ++j) d[j] = store<S>(s[j]);
+    }
+}
+
 }  // namespace
 
 void fill_gemm(KernelSet& set) {
@@ -409,6 +462,10 @@ void fill_gemm(KernelSet& set) {
   set.gemm[int(DType::Float64)] = &gemm_fast<DoubleKernel>;
   set.gemm_reference[int(DType::Float32)] = &gemm_reference<float>;
   set.gemm_reference[int(DType::Float64)] = &gemm_reference<double>;
+  set.gemm[int(DType::Float16)] = &gemm_16bit<Half, gemm_fast<FloatKernel, Half>, false>;
+  set.gemm[int(DType::BFloat16)] = &gemm_16bit<BFloat16, gemm_fast<FloatKernel, BFloat16>, false>;
+  set.gemm_reference[int(DType::Float16)] = &gemm_16bit<Half, gemm_reference<float>, true>;
+  set.gemm_reference[int(DType::BFloat16)] = &gemm_16bit<BFloat16, gemm_reference<float>, true>;
 }
 
 }  // namespace lepton::cpu::LEPTON_ISA
