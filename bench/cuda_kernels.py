@@ -80,7 +80,17 @@ def run(threads=None, quick=False):
     bandwidth.header()
     adamw_row(bandwidth, quick)
     rows_rows(bandwidth, quick)
-    return {"gemm": flops.to_json(), "memory": bandwidth.to_json()}
+    return Suites(gemm=flops, memory=bandwidth)
+
+
+class Suites:
+    """Several suites saved as one entry of the JSON file (harness.save calls to_json on it)."""
+
+    def __init__(self, **suites):
+        self.suites = suites
+
+    def to_json(self):
+        return {name: suite.to_json() for name, suite in self.suites.items()}
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 // Tiles at the edges are zero-filled on load and bounds-checked on store, so any M, N, K works.
 #include "lepton/core/error.h"
 #include "lepton/cuda/common.cuh"
+#include "lepton/cuda/mma.cuh"
 
 namespace lepton::cuda {
 namespace {
@@ -115,46 +116,6 @@ constexpr int kTBM = 128, kTBN = kTBM, kTBK = 32, kStages = 3, kTcThreads = 256;
 constexpr int kLd = kTBK + 8;  // 80-byte shared rows: ldmatrix's 8 row reads hit distinct banks
 constexpr int kStageElems = (kTBM + kTBN) * kLd;
 constexpr size_t kTcSmemBytes = size_t(kStages) * kStageElems * sizeof(uint16_t);
-
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes from global to shared without a register round trip; bytes < 16 zero-fills the rest.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const uint16_t* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
-template <class T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (std::is_same_v<T, BFloat16>)
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-        "{%0, %1, %2, %3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#else
-  __trap();  // the host dispatcher only launches this kernel on sm_80+
-#endif
-}
 
 // One operand's tile of a stage, [kTBM rows][kTBK] with K contiguous: A's rows are M, B's
 // are N (the operand layouts mma's row.col form expects). Element (r, k) of the operand is at

@@ -18,8 +18,9 @@ enum class AttentionMask : uint8_t { None, Bool, Float };
 // w = (n·S + j)·L + i, is >= dropout_p·2^32, and scales kept weights by 1/(1-dropout_p); the
 // backward regenerates the same mask.
 //
-// forward writes out [batch, L, Ev] and lse [batch, L] (contiguous): lse is the base-2
-// logsumexp of each row's scores times log2(e), +inf for a row with no allowed key.
+// forward writes out [batch, L, Ev] and lse [batch, L] (contiguous; float32 for 16-bit inputs,
+// else q's dtype): lse is the base-2 logsumexp of each row's scores times log2(e), +inf for a
+// row with no allowed key.
 // backward reads out, lse and grad_out [batch, L, Ev] and writes grad_q [batch, L, E], grad_k
 // [batch, S, E], grad_v [batch, S, Ev] and, when set, grad_mask [batch, L, S] (all contiguous).
 struct AttentionArgs {
