@@ -4,6 +4,8 @@
 # Builds Lepton with CUDA for Hopper, runs the CUDA tests and the GPU benchmarks, and leaves
 # logs and JSON under $OUT. That machine has no network: it builds with the packages it has
 # (python3 3.12 with numpy, pybind11, scikit-build-core, cmake, ninja, pytest, hypothesis, torch).
+# A rerun after a fix can narrow the tests and skip the benchmarks:
+#   run(command="TESTS='tests/test_cuda_conv.py -k bf16' BENCH=0 bash scripts/gpu_check.sh")
 set -uo pipefail
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -17,8 +19,11 @@ python3 -c "import lepton; print(lepton.info())" 2>&1 | tee "$OUT/info.txt"
 # logs of every stage that ran come back within the device call's limit.
 BUDGET=${BUDGET:-560}
 limit() { local left=$((BUDGET - SECONDS)); echo $(( left < $1 ? (left > 5 ? left : 5) : $1 )); }
-timeout "$(limit 200)" python3 -m pytest -m cuda -q --maxfail=30 --timeout=120 tests 2>&1 | tail -n 60 | tee "$OUT/pytest-cuda.log"
+timeout "$(limit 200)" python3 -m pytest -m cuda -q --maxfail=30 --timeout=120 ${TESTS:-tests} 2>&1 | tail -n 60 | tee "$OUT/pytest-cuda.log"
+if [ "${BENCH:-1}" = 0 ]; then echo "total seconds: $SECONDS" | tee -a "$OUT/build.log"; exit 0; fi
 (cd bench && timeout "$(limit 120)" python3 cuda_kernels.py --json "$OUT/bench-cuda-kernels.json") 2>&1 | tee "$OUT/bench-cuda-kernels.log"
+(cd bench && timeout "$(limit 60)" python3 cuda_attention.py --json "$OUT/bench-cuda-attention.json") 2>&1 | tee "$OUT/bench-cuda-attention.log"
+(cd bench && timeout "$(limit 45)" python3 conv.py --device cuda --json "$OUT/bench-conv-cuda.json") 2>&1 | tee "$OUT/bench-conv-cuda.log"
 (cd bench && timeout "$(limit 90)" python3 gpt2_step.py --device cuda --json "$OUT/bench-gpt2-step.json") 2>&1 | tee "$OUT/bench-gpt2-step.log"
 (cd bench && timeout "$(limit 40)" python3 gpt2_step.py --device cuda --config char-gpt --no-amp --steps 30 \
   --json "$OUT/bench-char-gpt-step.json") 2>&1 | tee "$OUT/bench-char-gpt-step.log"

@@ -1,12 +1,18 @@
-// 2-d convolution on the GPU (the ConvKernels contract of ops/conv_kernels.h) as im2col + the
-// CUDA GEMM, one image at a time with the groups as the GEMM's batch:
+// 2-d convolution on the GPU (the ConvKernels contract of ops/conv_kernels.h). The fast kernels
+// pick, per call:
+//   - one input channel per group (depthwise): direct kernels (conv_depthwise.cu);
+//   - float16/bfloat16 on compute capability 8.0+: implicit GEMM on the tensor cores
+//     (conv_implicit_gemm.cu);
+//   - otherwise (float32, float64) im2col + the CUDA GEMM, below.
+// im2col + GEMM is also the reference for every dtype (LEPTON_CONV=reference), one image at a
+// time with the groups as the GEMM's batch:
 //   forward          y[n, g] = W_g · col(x[n], g) (+ bias per output channel)
 //   backward_data    grad_x[n] = col2im(W_gᵀ · grad_y[n, g]); col2im gathers, so each input
 //                    pixel sums its contributions in a fixed order (no atomics)
 //   backward_weight  grad_W_g = Σ_n grad_y[n, g] · col(x[n], g)ᵀ, accumulated with beta = 1
-// Correct for every geometry; the implicit-GEMM tensor-core version is future work.
 #include "lepton/core/error.h"
 #include "lepton/cuda/common.cuh"
+#include "lepton/cuda/conv.cuh"
 #include "lepton/ops/conv_kernels.h"
 
 namespace lepton::cuda {
@@ -57,20 +63,29 @@ __global__ void __launch_bounds__(kThreads) add_channel_bias_kernel(int64_t coun
     y[e] = from_compute<T>(to_compute(y[e]) + to_compute(bias[(e / ohw) % c_out]));
 }
 
-// grad_bias[c] = Σ over images and pixels of grad_y[n, c]: a block per channel.
+// grad_bias[c] = Σ over images and pixels of grad_y[n, c] in two passes, deterministic: a block
+// sums each contiguous [oh·ow] plane of grad_y (many blocks keep many loads in flight), then a
+// thread per channel adds its planes in image order.
 template <class T>
-__global__ void __launch_bounds__(kThreads) bias_grad_kernel(ConvGeometry g, const T* grad_y, T* grad_bias) {
-  const int64_t c = blockIdx.x, ohw = g.oh * g.ow, count = g.n * ohw;
-  compute_t<T> s = 0;
-  for (int64_t k = threadIdx.x; k < count; k += blockDim.x) s += to_compute(grad_y[((k / ohw) * g.c_out + c) * ohw + k % ohw]);
-  __shared__ compute_t<T> lanes[kThreads];
-  lanes[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = kThreads / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) lanes[threadIdx.x] += lanes[threadIdx.x + w];
-    __syncthreads();
+__global__ void __launch_bounds__(kThreads) bias_grad_plane_kernel(int64_t planes, int64_t ohw, const T* grad_y,
+                                                                    compute_t<T>* part) {
+  for (int64_t plane = blockIdx.x; plane < planes; plane += gridDim.x) {
+    const T* src = grad_y + plane * ohw;
+    compute_t<T> s = 0;
+    for (int64_t k = threadIdx.x; k < ohw; k += blockDim.x) s += to_compute(src[k]);
+    s = block_tree_sum(s);
+    if (threadIdx.x == 0) part[plane] = s;
   }
-  if (threadIdx.x == 0) grad_bias[c] = from_compute<T>(lanes[0]);
+}
+
+template <class T>
+__global__ void __launch_bounds__(kThreads) bias_grad_kernel(int64_t n, int64_t c_out, const compute_t<T>* part,
+                                                              T* grad_bias) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < c_out; c += int64_t(gridDim.x) * blockDim.x) {
+    compute_t<T> s = 0;
+    for (int64_t i = 0; i < n; ++i) s += part[i * c_out + c];
+    grad_bias[c] = from_compute<T>(s);
+  }
 }
 
 // Sizes of one image's GEMMs: per group, M = c_out/groups, K = (c_in/groups)·kh·kw, N = oh·ow.
@@ -87,7 +102,7 @@ void im2col(const ConvGeometry& g, const T* x, T* col) {
 }
 
 template <class T>
-void forward(const ConvArgs& a) {
+void im2col_forward(const ConvArgs& a) {
   const ConvGeometry& g = a.g;
   const GroupGemm s(g);
   if (g.n == 0 || s.m == 0 || s.n == 0) return;
@@ -112,7 +127,7 @@ void forward(const ConvArgs& a) {
 }
 
 template <class T>
-void backward_data(const ConvArgs& a) {
+void im2col_backward_data(const ConvArgs& a) {
   const ConvGeometry& g = a.g;
   const GroupGemm s(g);
   T* gx = static_cast<T*>(a.grad_x);
@@ -137,7 +152,7 @@ void backward_data(const ConvArgs& a) {
 }
 
 template <class T>
-void backward_weight(const ConvArgs& a) {
+void im2col_backward_weight(const ConvArgs& a) {
   const ConvGeometry& g = a.g;
   const GroupGemm s(g);
   const int64_t wsize = g.c_out * s.k;
@@ -158,16 +173,74 @@ void backward_weight(const ConvArgs& a) {
       a.gemm(m);
     }
   }
-  if (a.grad_bias && g.c_out) {
-    bias_grad_kernel<T><<<unsigned(g.c_out), kThreads, 0, current_stream()>>>(g, static_cast<const T*>(a.grad_y),
-                                                                             static_cast<T*>(a.grad_bias));
-    check_launch("conv bias-gradient kernel");
-  }
 }
 
 template <class T>
-constexpr ConvKernels kKernels = {{&forward<T>, &backward_data<T>, &backward_weight<T>},
-                                  {&forward<T>, &backward_data<T>, &backward_weight<T>}};
+void bias_grad(const ConvArgs& a) {
+  if (!a.grad_bias || !a.g.c_out) return;
+  const ConvGeometry& g = a.g;
+  const int64_t planes = g.n * g.c_out;
+  Workspace part(size_t(std::max<int64_t>(planes, 1)) * sizeof(compute_t<T>));
+  auto* sums = static_cast<compute_t<T>*>(part.get());
+  if (planes) {
+    bias_grad_plane_kernel<T><<<grid_for(planes * kThreads), kThreads, 0, current_stream()>>>(
+        planes, g.oh * g.ow, static_cast<const T*>(a.grad_y), sums);
+    check_launch("conv bias-gradient kernel");
+  }
+  bias_grad_kernel<T><<<grid_for(g.c_out), kThreads, 0, current_stream()>>>(g.n, g.c_out, sums,
+                                                                           static_cast<T*>(a.grad_bias));
+  check_launch("conv bias-gradient kernel");
+}
+
+template <class T>
+void reference_backward_weight(const ConvArgs& a) {
+  im2col_backward_weight<T>(a);
+  bias_grad<T>(a);
+}
+
+// The direct and implicit-GEMM kernels take only non-empty problems (conv.cuh).
+bool depthwise(const ConvGeometry& g) { return g.c_in == g.groups && g.n > 0 && g.c_out > 0; }
+
+template <class T>
+bool tensor_cores(const ConvGeometry& g) {
+  constexpr bool k16 = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
+  return k16 && g.n > 0 && g.c_in > 0 && g.c_out > 0 && implicit_gemm_fits(g);
+}
+
+template <class T>
+void fast_forward(const ConvArgs& a) {
+  if (depthwise(a.g))
+    depthwise_forward<T>(a);
+  else if (tensor_cores<T>(a.g))
+    implicit_gemm_forward<T>(a);
+  else
+    im2col_forward<T>(a);
+}
+
+template <class T>
+void fast_backward_data(const ConvArgs& a) {
+  if (depthwise(a.g))
+    depthwise_backward_data<T>(a);
+  else if (tensor_cores<T>(a.g))
+    implicit_gemm_backward_data<T>(a);
+  else
+    im2col_backward_data<T>(a);
+}
+
+template <class T>
+void fast_backward_weight(const ConvArgs& a) {
+  if (depthwise(a.g))
+    depthwise_backward_weight<T>(a);
+  else if (tensor_cores<T>(a.g))
+    implicit_gemm_backward_weight<T>(a);
+  else
+    im2col_backward_weight<T>(a);
+  bias_grad<T>(a);
+}
+
+template <class T>
+constexpr ConvKernels kKernels = {{&fast_forward<T>, &fast_backward_data<T>, &fast_backward_weight<T>},
+                                  {&im2col_forward<T>, &im2col_backward_data<T>, &reference_backward_weight<T>}};
 
 [[maybe_unused]] const bool kRegistered = [] {
   conv_kernels.set(DeviceType::CUDA, DType::Float32, &kKernels<float>);
