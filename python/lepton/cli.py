@@ -96,14 +96,56 @@ def _resume_config(args, path):
     return config
 
 
-def _cmd_train(args):
-    import lepton
-    from lepton.train import recipes
-    from lepton.train.trainer import NonFiniteError
+def _launch_train(args):
+    """`lepton train --nproc N`: this same command again as N ranks under mpiexec (each one then
+    joins the job in _cmd_train); returns the job's exit status."""
+    from lepton.distributed.launch import find_mpiexec, launch_command
 
-    _check_device(args.device)
-    if args.threads:
-        lepton.set_num_threads(args.threads)
+    try:
+        import mpi4py  # noqa: F401  (each rank needs it to join the job)
+
+        mpiexec = find_mpiexec()
+    except (ImportError, RuntimeError) as e:
+        raise UsageError(f'--nproc needs mpi4py and an MPI library with mpiexec: pip install "lepton[dist]" ({e})') \
+            from None
+    _train_plan(args)  # bad settings are reported here, once, rather than by every rank
+    proc = subprocess.Popen(launch_command(args.nproc, ["-m", "lepton", *args.raw_argv], mpiexec=mpiexec))
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # the ranks got it too (one process group): let rank 0 say how to resume
+        try:
+            proc.wait(timeout=30)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            proc.kill()
+        return 130
+
+
+def _join_job(args):
+    """(rank, world size) of this process: joins the process group (MPI for --device cpu, NCCL for
+    cuda) when started as one of several ranks (by `--nproc`, `lepton launch` or mpiexec), with
+    --threads threads each (default: this node's cores shared out between its ranks)."""
+    import lepton
+    import lepton.distributed as dist
+    from lepton.distributed import env
+
+    cuda = args.device.startswith("cuda")
+    if not dist.init_from_env("nccl" if cuda else "mpi"):
+        if args.threads:
+            lepton.set_num_threads(args.threads)
+        return 0, 1
+    world = dist.get_world_size()
+    if args.nproc is not None and args.nproc != world:
+        raise UsageError(f"--nproc {args.nproc} but this job has {world} ranks")
+    if args.device == "cuda":  # one GPU per rank, as torchrun scripts pick cuda:LOCAL_RANK
+        args.device = f"cuda:{dist.get_local_rank()}"
+    lepton.set_num_threads(args.threads or max(1, lepton.get_num_threads() // (env.env_local_world_size() or world)))
+    return dist.get_rank(), world
+
+
+def _train_plan(args):
+    """(config, output directory, checkpoint to resume from or None) of a `lepton train` command."""
+    from lepton.train import recipes
+
     resume = None
     if args.resume is not None:
         if args.resume == "":  # bare --resume: the checkpoint in --out (or the recipe's default directory)
@@ -118,22 +160,48 @@ def _cmd_train(args):
         config = recipes.make_config(name, args.epochs, args.steps, args.batch_size, args.lr,
                                      0 if args.seed is None else args.seed)
         out = args.out or os.path.join("runs", name)
-    os.makedirs(out, exist_ok=True)
-    limits = [_count(config["epochs"], "epoch") if config["epochs"] else None,
-              _count(config["steps"], "step") if config["steps"] else None]
-    plan = " or ".join(filter(None, limits))
-    print(f"lepton train {config['recipe']}: {plan}, batch {config['batch_size']}, lr {config['lr']}, "
-          f"seed {config['seed']}, {lepton.get_num_threads()} threads -> {out}"
-          + (f" (resuming from {resume})" if resume else ""), flush=True)
+    return config, out, resume
+
+
+def _cmd_train(args):
+    import lepton
+    import lepton.distributed as dist
+    from lepton.distributed import env
+    from lepton.train import recipes
+    from lepton.train.trainer import NonFiniteError
+
+    _check_device(args.device)
+    if args.nproc is not None and args.nproc > 1 and (env.env_world_size() or 1) == 1:
+        return _launch_train(args)
+    rank, world = _join_job(args)
+    config, out, resume = _train_plan(args)
+    main = rank == 0  # the ranks train together; rank 0 alone prints and writes
+    if main:
+        os.makedirs(out, exist_ok=True)
+        limits = [_count(config["epochs"], "epoch") if config["epochs"] else None,
+                  _count(config["steps"], "step") if config["steps"] else None]
+        plan = " or ".join(filter(None, limits))
+        batch = f"batch {config['batch_size']}" + (f" per rank x {world} ranks = {config['batch_size'] * world}"
+                                                   if world > 1 else "")
+        print(f"lepton train {config['recipe']}: {plan}, {batch}, lr {config['lr']}, seed {config['seed']}, "
+              f"{lepton.get_num_threads()} threads{' per rank' if world > 1 else ''} -> {out}"
+              + (f" (resuming from {resume})" if resume else ""), flush=True)
     try:
         results = recipes.train(config, out, resume=resume, verbose=args.verbose, device=args.device)
     except NonFiniteError as e:
-        print(f"lepton train: training stopped: {e}", file=sys.stderr)
+        if main:
+            print(f"lepton train: training stopped: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        ckpt = os.path.join(out, "checkpoint.safetensors")
-        print(f"\nlepton train: interrupted; continue with: lepton train --resume {ckpt}", file=sys.stderr)
+        if main:
+            ckpt = os.path.join(out, "checkpoint.safetensors")
+            again = f" --nproc {world}" if world > 1 else ""
+            print(f"\nlepton train: interrupted; continue with: lepton train --resume {ckpt}{again}", file=sys.stderr)
         return 130
+    if world > 1:
+        dist.destroy_process_group()
+    if not main:
+        return 0
     test = results["test"]
     figures = f"test loss {test['loss']:.4f}  accuracy {100 * test['accuracy']:.2f}%" if "accuracy" in test else \
         f"validation loss {test['loss']:.4f}  perplexity {test['perplexity']:.3f}"
@@ -275,11 +343,16 @@ def build_parser():
     limit = p.add_mutually_exclusive_group()
     limit.add_argument("--epochs", type=_positive(int), help="number of epochs")
     limit.add_argument("--steps", type=_positive(int), help="number of optimizer steps (instead of epochs)")
-    p.add_argument("--batch-size", type=_positive(int), help="samples per batch")
+    p.add_argument("--batch-size", type=_positive(int),
+                   help="samples per batch; with --nproc per rank (as PyTorch DDP), so the global batch is N times it")
     p.add_argument("--lr", type=_positive(float), help="peak learning rate")
     p.add_argument("--seed", type=_nonnegative_int, help="seed for weights, shuffling and dropout (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--threads", type=_positive(int), help="CPU threads (default: all cores)")
+    p.add_argument("--threads", type=_positive(int),
+                   help="CPU threads, per rank with --nproc (default: all cores, shared out between the ranks)")
+    p.add_argument("--nproc", type=_positive(int), metavar="N",
+                   help="train data-parallel on N processes started by mpiexec (gradients averaged each step, "
+                        "rank 0 writes); needs pip install \"lepton[dist]\"")
     p.add_argument("--out", metavar="DIR", help="output directory (default ./runs/RECIPE)")
     p.add_argument("--resume", nargs="?", const="", metavar="CHECKPOINT",
                    help="continue an interrupted run from CHECKPOINT (default DIR/checkpoint.safetensors); "
@@ -329,6 +402,7 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.raw_argv = list(sys.argv[1:] if argv is None else argv)  # what `train --nproc` runs on every rank
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -27,7 +27,7 @@ from lepton.distributed.collectives import (
 )
 from lepton.distributed.ddp import DistributedDataParallel
 from lepton.distributed.group import ProcessGroup, ReduceOp
-from lepton.distributed.sampler import DistributedSampler
+from lepton.distributed.sampler import DistributedSampler, ShardSampler
 from lepton.distributed.utils import all_gather_json, reduce_metrics
 from lepton.distributed.work import DistError, DistTimeoutError, Work
 
@@ -37,5 +37,5 @@ __all__ = [
     "get_rank", "get_world_size", "get_local_rank", "is_main_process",
     "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor",
     "barrier", "ReduceOp", "ProcessGroup", "Work", "DistError", "DistTimeoutError",
-    "DistributedDataParallel", "DistributedSampler", "all_gather_json", "reduce_metrics",
+    "DistributedDataParallel", "DistributedSampler", "ShardSampler", "all_gather_json", "reduce_metrics",
 ]

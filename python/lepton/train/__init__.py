@@ -5,7 +5,8 @@ callbacks (checkpoints, early stopping, lr schedules, CSV/JSONL logs) and the re
 from lepton.train import metrics
 from lepton.train.callbacks import Callback, EarlyStopping, LRSchedulerCallback, ModelCheckpoint
 from lepton.train.logs import CSVLogger, JSONLLogger
+from lepton.train.parallel import data_parallel_loader
 from lepton.train.trainer import NonFiniteError, Trainer
 
 __all__ = ["Trainer", "NonFiniteError", "Callback", "ModelCheckpoint", "EarlyStopping", "LRSchedulerCallback",
-           "CSVLogger", "JSONLLogger", "metrics"]
+           "CSVLogger", "JSONLLogger", "data_parallel_loader", "metrics"]

@@ -3,6 +3,10 @@
 A callback overrides any of the hooks below. Those that carry state across epochs return it
 from state_dict(), which the trainer stores in its checkpoints, so a resumed run makes the same
 decisions as an uninterrupted one.
+
+In data-parallel training every rank runs the callbacks with the same figures, so they decide
+alike; only rank 0 writes files and prints. A callback with main_process_only = True (the
+loggers) runs on rank 0 alone, so it must not take part in collectives.
 """
 
 import math
@@ -16,6 +20,7 @@ __all__ = ["Callback", "ModelCheckpoint", "EarlyStopping", "LRSchedulerCallback"
 
 class Callback:
     trainer = None
+    main_process_only = False  # True: the trainer calls it on rank 0 only (e.g. it writes a file)
 
     def set_trainer(self, trainer):
         self.trainer = trainer
@@ -95,10 +100,12 @@ class ModelCheckpoint(Callback, _Monitor):
 
     def _save(self, epoch, logs):
         path = self.path.format(epoch=epoch, step=self.trainer.step, **logs)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        main = self.trainer.is_main_process
+        if main:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.last_saved = {"path": path, "epoch": epoch, "step": self.trainer.step}
-        self.trainer.save_checkpoint(path)
-        if self.verbose:
+        self.trainer.save_checkpoint(path)  # on every rank: it is collective; rank 0 writes
+        if self.verbose and main:
             print(f"saved {path}", file=sys.stderr)
 
     def on_epoch_end(self, epoch, logs):
@@ -146,7 +153,7 @@ class EarlyStopping(Callback, _Monitor):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
-            if self.verbose:
+            if self.verbose and self.trainer.is_main_process:
                 print(f"early stopping after epoch {epoch + 1}: {self.monitor} has not improved for "
                       f"{self.wait} epochs (best {self.best:.4g} at epoch {self.best_epoch + 1})", file=sys.stderr)
 

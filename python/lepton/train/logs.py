@@ -22,6 +22,8 @@ def _open_for_write(path):
 class CSVLogger(Callback):
     """A header and one row per epoch: epoch (from 1), then the epoch's figures."""
 
+    main_process_only = True
+
     def __init__(self, path, separator=","):
         self.path, self.separator = os.fspath(path), separator
         self._file = self._writer = None
@@ -55,6 +57,8 @@ class JSONLLogger(Callback):
     """One JSON object per line: {"event": "epoch", "epoch", "step", figures...} at each epoch end
     and, with every_n_steps, {"event": "step", "step", "epoch", "loss", "lr"} every that many
     optimizer steps (epoch counts from 1)."""
+
+    main_process_only = True
 
     def __init__(self, path, every_n_steps=None):
         if every_n_steps is not None and (not isinstance(every_n_steps, int) or every_n_steps < 1):

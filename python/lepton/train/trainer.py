@@ -15,8 +15,25 @@ and callback state (schedulers included), the position in the data loader and it
 lepton RNG state, the running sums of the epoch in progress, history and the run's config);
 fit(resume=path) restores it, so a run killed after a checkpoint and resumed from it produces
 the same weights and figures, bit for bit, as one that was never interrupted.
+
+Data-parallel training: start N processes (`lepton launch -n N script.py`, mpiexec, or
+`lepton train --nproc N`), call lepton.distributed.init_process_group() in each, then build the
+same Trainer and call the same fit on every rank, with the same full data:
+
+    dist.init_process_group()
+    trainer = Trainer(model, optim.Adam(model.parameters()), nn.CrossEntropyLoss(), metrics=["accuracy"])
+    trainer.fit((x, y), batch_size=64, epochs=5)   # 64 samples per rank and step: global batch 64 x N
+
+The trainer then wraps the model in DistributedDataParallel, gives each rank its share of the
+training data (a DistributedSampler, reshuffled each epoch) and of the validation data (each
+sample on one rank), and sums the figures over ranks, so loss and metrics are those of one
+process over the same data. batch_size is per rank, as in PyTorch DDP. Only rank 0 shows
+progress and writes files (checkpoints; loggers and callbacks with main_process_only); the other
+callbacks run on every rank with the same figures, so they decide alike (and fit makes a stop
+agree). fit, evaluate and save_checkpoint are collective there: call them on every rank.
 """
 
+import contextlib
 import copy
 import math
 import time
@@ -26,9 +43,11 @@ import numpy as np
 import lepton
 from lepton._C import Tensor
 from lepton.autograd import no_grad
+from lepton.distributed.ddp import DistributedDataParallel
 from lepton.nn.utils import clip_grad_norm_
 from lepton.train.callbacks import Callback, ModelCheckpoint
 from lepton.train.metrics import _numpy, get_metric
+from lepton.train.parallel import Ranks, shard_eval, shard_train
 from lepton.train.progress import ProgressBar
 
 __all__ = ["Trainer", "NonFiniteError", "CHECKPOINT_FORMAT"]
@@ -82,10 +101,16 @@ class Trainer:
     grad_accum_steps: batches whose gradients are summed (each loss divided by the group size)
     before one optimizer step. clip_grad_norm: max global L2 norm of the gradients, or None.
     config: plain data saved in every checkpoint (the recipe that built this run).
+    distributed: None (default) trains data-parallel when a process group of more than one rank
+    is initialised (lepton.distributed.init_process_group), True requires one (a group of 1
+    included), False trains alone in each process. `model` may also be a DistributedDataParallel
+    already. Data-parallel training wraps the model (when there is an optimizer) in
+    trainer.ddp; trainer.model is always the plain model, whose state_dict checkpoints hold.
+    Metric states are summed over ranks, so a custom Metric's state must be counts that add up.
     """
 
     def __init__(self, model, optimizer, loss_fn, metrics=None, callbacks=None, device="cpu", grad_accum_steps=1,
-                 clip_grad_norm=None, config=None):
+                 clip_grad_norm=None, config=None, distributed=None):
         if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
             raise ValueError(f"grad_accum_steps must be a positive int, got {grad_accum_steps!r}")
         if clip_grad_norm is not None and not clip_grad_norm > 0:
@@ -93,7 +118,11 @@ class Trainer:
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         self.device = lepton.device(device)
-        self.model = model.to(self.device)
+        self._ranks = Ranks.resolve(distributed, model)
+        self.ddp = model if isinstance(model, DistributedDataParallel) else None
+        self.model = (model.module if self.ddp is not None else model).to(self.device)
+        if self._ranks.group is not None and self.ddp is None and optimizer is not None:
+            self.ddp = DistributedDataParallel(self.model, process_group=self._ranks.group)
         self.optimizer, self.loss_fn = optimizer, loss_fn
         self.metrics = [get_metric(m) for m in (metrics or [])]
         callbacks = list(callbacks or [])
@@ -108,7 +137,7 @@ class Trainer:
         self.epoch = self.step = self.batch = 0
         self.history = {}
         self.stop_training, self.stop_reason, self.resumed = False, None, False
-        self._loader = None
+        self._loader = self._source = None  # the loader fit trains on (this rank's share of _source)
         self._step_lr = self.lr
         self._epoch_start = time.perf_counter()
         self._reset_epoch_sums()
@@ -117,6 +146,20 @@ class Trainer:
     def lr(self):
         """The first param group's learning rate (None without an optimizer: evaluate/predict only)."""
         return self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else None
+
+    @property
+    def rank(self):
+        return self._ranks.rank
+
+    @property
+    def world_size(self):
+        """The number of ranks training together (1 for a single process)."""
+        return self._ranks.size
+
+    @property
+    def is_main_process(self):
+        """True on rank 0 (and in a single process): the one that prints and writes files."""
+        return self._ranks.is_main
 
     # ---- data ---------------------------------------------------------------------------------
 
@@ -168,11 +211,17 @@ class Trainer:
                                  f"samples out of {n}")
             train_data = tuple(t[:cut] for t in tensors)
             validation_data = tuple(t[cut:] for t in tensors)
-        loader = self._loader_for(train_data, batch_size, shuffle, "fit")
+        source = self._loader_for(train_data, batch_size, shuffle, "fit")
+        # the same loader again continues where the last fit left it, through the same share of it
+        loader = self._loader if source is self._source else shard_train(source, self._ranks)
+        self._source = source
+        if self._ranks.group is not None:  # ranks with different numbers of batches would wait on each other
+            self._ranks.check_same(len(loader), "number of training batches per epoch")
         val_loader = None if validation_data is None else \
             self._loader_for(validation_data, None if _is_loader(validation_data) else batch_size, False,
                              "fit validation_data")
         self._loader = loader
+        verbose = verbose if self.is_main_process else 0
         if resume is not None:
             self.load_checkpoint(resume)
         self.stop_training, self.stop_reason = False, None
@@ -195,7 +244,8 @@ class Trainer:
 
     def _call(self, hook, *args):
         for cb in self.callbacks:
-            getattr(cb, hook)(*args)
+            if self.is_main_process or not cb.main_process_only:
+                getattr(cb, hook)(*args)
 
     def _reset_epoch_sums(self):
         self._loss_sum, self._samples, self._epoch_seconds = 0.0, 0, 0.0
@@ -221,7 +271,9 @@ class Trainer:
                 if self.batch % k == 0:
                     self.optimizer.zero_grad()
                 group = k if full is None or self.batch < full else total - full
-                self._train_batch(batch, group, total)
+                last = (self.batch + 1) % k == 0 or self.batch + 1 == total  # of its accumulation group
+                with self._grad_sync(last):
+                    self._train_batch(batch, group, total)
                 self.batch += 1
                 stepped = self.batch % k == 0 or self.batch == total
                 if stepped:
@@ -237,24 +289,38 @@ class Trainer:
             raise ValueError("fit: the training data yielded no batches")
         self._end_epoch(val_loader, bar, start)
 
+    def _grad_sync(self, sync):
+        """Data-parallel gradient accumulation averages over ranks once per optimizer step: the
+        group's earlier batches accumulate locally (DDP's no_sync), its last one averages the sum."""
+        if self.ddp is None or sync:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
     def _train_batch(self, batch, group, total):
         inputs, target = self._split_batch(batch)
-        output = self.model(*inputs)
+        output = (self.ddp or self.model)(*inputs)
         loss = self.loss_fn(output, target)
         value = loss.item()
-        if not math.isfinite(value):
-            where = f"{self.batch + 1}/{total}" if total else f"{self.batch + 1}"
-            raise NonFiniteError(f"loss is {value} at epoch {self.epoch + 1}, batch {where} (before optimizer step "
-                                 f"{self.step + 1}); training stopped with the weights of step {self.step}")
-        (loss if group == 1 else loss * (1.0 / group)).backward()
         n = target.shape[0] if target.dim() else 1
-        self._loss_sum += value * n
-        self._samples += n
+        # every rank's (loss, samples), gathered during backward: all ranks must agree to stop on a
+        # non-finite loss (one rank stopping alone would leave the others waiting in the all-reduce)
+        losses = self._ranks.start_gather([value, n])
+        (loss if group == 1 else loss * (1.0 / group)).backward()
+        rows = losses.rows()
+        bad = [r for r, (v, _) in enumerate(rows) if not math.isfinite(v)]
+        if bad:
+            where = f"{self.batch + 1}/{total}" if total else f"{self.batch + 1}"
+            ranks = f" on rank {', '.join(map(str, bad))}" if self.world_size > 1 else ""
+            raise NonFiniteError(f"loss is {rows[bad[0]][0]}{ranks} at epoch {self.epoch + 1}, batch {where} (before "
+                                 f"optimizer step {self.step + 1}); training stopped with the weights of step "
+                                 f"{self.step}")
+        self._loss_sum += sum(v * m for v, m in rows)
+        self._samples += int(sum(m for _, m in rows))
         if self.metrics:
             out, tgt = _numpy(output), _numpy(target)
             for m in self.metrics:
                 m.update(out, tgt)
-        self._batch_loss = value
+        self._batch_loss = value if len(rows) == 1 else sum(v * m for v, m in rows) / sum(m for _, m in rows)
 
     def _optimizer_step(self):
         if self.clip_grad_norm is not None:
@@ -265,15 +331,16 @@ class Trainer:
         if self.callbacks:
             self._call("on_train_batch_end", self.step, {"loss": self._batch_loss, "lr": self._step_lr})
 
-    def _running_logs(self):
+    def _running_logs(self, metrics=None):
+        """The epoch's figures so far (metrics: this rank's, unless given the merged ones)."""
         logs = {"loss": self._loss_sum / max(self._samples, 1)}
-        for m in self.metrics:
+        for m in self.metrics if metrics is None else metrics:
             logs[m.name] = m.compute()
         return _epoch_loggable(logs)
 
     def _end_epoch(self, val_loader, bar, start):
         train_seconds = self._epoch_seconds + time.perf_counter() - start
-        logs = self._running_logs()
+        logs = self._running_logs(self._ranks.merged_metrics(self.metrics))
         if val_loader is not None:
             logs.update({f"val_{k}": v for k, v in _epoch_loggable(self.evaluate(val_loader)).items()})
         logs["lr"] = self._step_lr
@@ -287,18 +354,23 @@ class Trainer:
         if bar:
             bar.close({k: v for k, v in logs.items() if k not in _UNTIMED}, logs["time"], logs["samples_per_s"])
         self._call("on_epoch_end", epoch, logs)
+        if self.world_size > 1:  # one rank's callback stopping alone would leave the others waiting
+            self.stop_training = self._ranks.any(self.stop_training)
 
     # ---- evaluate / predict -------------------------------------------------------------------
 
     def evaluate(self, data, batch_size=None, metrics=None):
         """{"loss": mean loss per sample, metric name: value} over `data` (a loader or (x, y)),
         in eval mode without gradients. `metrics` adds metrics for this call only (e.g. a
-        ConfusionMatrix, whose value is an array)."""
-        loader = self._loader_for(data, batch_size, False, "evaluate")
+        ConfusionMatrix, whose value is an array). Data-parallel, each rank evaluates its share of
+        a DataLoader (every sample on one rank) with rank 0's buffers and the figures are summed
+        over ranks; other loaders are evaluated whole on every rank."""
+        loader, split = shard_eval(self._loader_for(data, batch_size, False, "evaluate"), self._ranks)
         metrics = [copy.deepcopy(m) for m in self.metrics] + [get_metric(m) for m in (metrics or [])]
         for m in metrics:
             m.reset()
         loss_sum, samples = 0.0, 0
+        self._ranks.sync_buffers(self.model)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -315,12 +387,17 @@ class Trainer:
                             m.update(out, tgt)
         finally:
             self.model.train(was_training)
+        if split:
+            sums = self._ranks.gather([loss_sum, samples])
+            loss_sum, samples = sum(s[0] for s in sums), sum(s[1] for s in sums)
+            metrics = self._ranks.merged_metrics(metrics)
         return {"loss": loss_sum / max(samples, 1), **{m.name: m.compute() for m in metrics}}
 
     def predict(self, data, batch_size=None):
         """The model's outputs for every sample of `data`, concatenated along dim 0. data: x
         (array or tensor) with batch_size, or a loader; of each loader batch the inputs are all
-        tensors but the last (the target), or the only one."""
+        tensors but the last (the target), or the only one. Data-parallel, each rank predicts
+        all of `data` by itself (no collectives)."""
         if _is_loader(data):
             loader = self._loader_for(data, batch_size, False, "predict")
         else:
@@ -343,7 +420,8 @@ class Trainer:
     # ---- checkpoints --------------------------------------------------------------------------
 
     def state_dict(self):
-        """Everything a resumed run needs, as lepton.save can store it."""
+        """Everything a resumed run needs, as lepton.save can store it. Data-parallel it holds the
+        metric counts of all ranks and every rank's RNG state (so it is collective there)."""
         loader = self._loader.state_dict() if hasattr(self._loader, "state_dict") else None
         names = _callback_names(self.callbacks)
         return {
@@ -355,21 +433,37 @@ class Trainer:
                         "samples": self._samples, "step_lr": self._step_lr,
                         "epoch_seconds": self._epoch_seconds + time.perf_counter() - self._epoch_start
                         if self.batch else 0.0,
-                        "metrics": [m.state_dict() for m in self.metrics]},
+                        "metrics": [m.state_dict() for m in self._ranks.merged_metrics(self.metrics)],
+                        "world_size": self.world_size},
             "loader": loader,
-            "rng": {"lepton": lepton.get_rng_state()},
+            "rng": {"lepton": lepton.get_rng_state(), "ranks": self._ranks.gather(list(lepton.get_rng_state()))},
             "history": self.history,
             "config": self.config,
         }
 
     def save_checkpoint(self, path):
         """Writes state_dict() to `path` atomically; refuses (NonFiniteError) when a weight is
-        not finite, so the checkpoint already there stays the last good one."""
-        for name, t in self.model.state_dict().items():
-            if t.is_floating_point() and not np.isfinite(t.float().cpu().numpy()).all():
-                raise NonFiniteError(f"weight '{name}' is not finite after step {self.step} (epoch {self.epoch + 1}); "
-                                     f"'{path}' was not written")
-        lepton.save(self.state_dict(), path)
+        not finite, so the checkpoint already there stays the last good one. Data-parallel,
+        every rank calls it and rank 0 alone writes; all ranks raise if one cannot go on."""
+        bad = next((name for name, t in self.model.state_dict().items()
+                    if t.is_floating_point() and not np.isfinite(t.float().cpu().numpy()).all()), None)
+        bad_ranks = [(r, name) for r, name in enumerate(self._ranks.gather(bad)) if name is not None]
+        if bad_ranks:
+            r, name = bad_ranks[0]
+            where = f" on rank {r}" if self.world_size > 1 else ""
+            raise NonFiniteError(f"weight '{name}' is not finite{where} after step {self.step} (epoch "
+                                 f"{self.epoch + 1}); '{path}' was not written")
+        state, error = self.state_dict(), None
+        if self.is_main_process:
+            try:
+                lepton.save(state, path)
+            except Exception as e:  # re-raised below, once the other ranks know
+                error = e
+        failed = self._ranks.gather(None if error is None else f"{type(error).__name__}: {error}")[0]
+        if error is not None:
+            raise error
+        if failed is not None:
+            raise RuntimeError(f"rank 0 could not write the checkpoint '{path}' ({failed})")
 
     def load_state_dict(self, state):
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -381,6 +475,10 @@ class Trainer:
             if name in saved:
                 cb.load_state_dict(saved[name])
         t = state["trainer"]
+        saved_world = t.get("world_size", 1)
+        if t["batch"] and saved_world != self.world_size:  # the position in the epoch depends on the split
+            raise ValueError(f"the checkpoint was written in the middle of an epoch by {saved_world} rank(s); resume "
+                             f"it with {saved_world}, not {self.world_size} (or from an end-of-epoch checkpoint)")
         self.epoch, self.step, self.batch = t["epoch"], t["step"], t["batch"]
         self._loss_sum, self._samples, self._epoch_seconds = t["loss_sum"], t["samples"], t["epoch_seconds"]
         self._step_lr = t["step_lr"]
@@ -388,9 +486,13 @@ class Trainer:
             raise ValueError(f"the checkpoint has {len(t['metrics'])} metrics, this trainer {len(self.metrics)}")
         for m, s in zip(self.metrics, t["metrics"]):
             m.load_state_dict(s)
+            if not self.is_main_process:  # the saved counts are all ranks'; rank 0 carries them on
+                m.reset()
         if state["loader"] is not None and hasattr(self._loader, "load_state_dict"):
             self._loader.load_state_dict(state["loader"])
-        lepton.set_rng_state(tuple(state["rng"]["lepton"]))
+        per_rank = state["rng"].get("ranks")
+        own = per_rank[self.rank] if per_rank and len(per_rank) == self.world_size else state["rng"]["lepton"]
+        lepton.set_rng_state(tuple(own))
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.config = state.get("config") or self.config
         self.resumed = True
