@@ -336,3 +336,36 @@ def test_constructor_errors():
         Trainer(model, opt, "mse")
     with pytest.raises(TypeError, match="callbacks must be Callback objects"):
         Trainer(model, opt, nn.CrossEntropyLoss(), callbacks=[print])
+
+
+@pytest.mark.parametrize("amp", ["bfloat16", "float16"])
+def test_mixed_precision_trains_and_checkpoints_its_scaler(tmp_path, amp):
+    """amp= runs forward and loss under lepton.autocast (float32 weights and gradients); float16
+    scales the loss with a GradScaler whose state the checkpoint keeps."""
+    x, y = blobs()
+    model = mlp()
+    trainer = Trainer(model, optim.Adam(model.parameters(), lr=0.02), nn.CrossEntropyLoss(), metrics=["accuracy"],
+                      amp=amp)
+    seen = []
+    model[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    history = trainer.fit((x, y), batch_size=32, epochs=4, validation_split=0.25, verbose=0)
+    assert set(seen) == {getattr(lepton, amp)}
+    assert all(p.dtype == lepton.float32 for p in model.parameters())
+    assert history["val_accuracy"][-1] > 0.9 and history["loss"][-1] < history["loss"][0]
+    assert trainer.scaler.is_enabled() == (amp == "float16")
+    if amp == "float16":
+        trainer.scaler.update(1024.0)  # a scale that differs from the initial one
+    trainer.save_checkpoint(tmp_path / "ckpt.safetensors")
+    model2 = mlp()
+    resumed = Trainer(model2, optim.Adam(model2.parameters(), lr=0.02), nn.CrossEntropyLoss(), metrics=["accuracy"],
+                      amp=amp)
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    assert resumed.scaler.state_dict() == trainer.scaler.state_dict()
+    out = trainer.predict(x[:5])
+    assert out.dtype == getattr(lepton, amp)
+
+
+def test_mixed_precision_argument_is_checked():
+    model = mlp()
+    with pytest.raises(ValueError, match="amp must be None, 'bfloat16' or 'float16'"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), amp="int8")

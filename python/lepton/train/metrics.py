@@ -25,6 +25,8 @@ AVERAGES = ("macro", "micro", "weighted", None)
 
 def _numpy(x):
     if isinstance(x, Tensor):
+        if x.dtype.name == "bfloat16":  # outputs under autocast; NumPy has no bfloat16
+            x = x.float()
         return x.detach().cpu().numpy()
     return np.asarray(x)
 

@@ -101,6 +101,9 @@ class Trainer:
     grad_accum_steps: batches whose gradients are summed (each loss divided by the group size)
     before one optimizer step. clip_grad_norm: max global L2 norm of the gradients, or None.
     config: plain data saved in every checkpoint (the recipe that built this run).
+    amp: None (float32), "bfloat16" or "float16": forward and loss run under lepton.autocast with
+    that dtype; float16 also scales the loss with a lepton.amp.GradScaler (steps whose gradients
+    overflow are skipped and the scale backed off), whose state checkpoints hold.
     distributed: None (default) trains data-parallel when a process group of more than one rank
     is initialised (lepton.distributed.init_process_group), True requires one (a group of 1
     included), False trains alone in each process. `model` may also be a DistributedDataParallel
@@ -110,7 +113,7 @@ class Trainer:
     """
 
     def __init__(self, model, optimizer, loss_fn, metrics=None, callbacks=None, device="cpu", grad_accum_steps=1,
-                 clip_grad_norm=None, config=None, distributed=None):
+                 clip_grad_norm=None, config=None, distributed=None, amp=None):
         if not isinstance(grad_accum_steps, int) or grad_accum_steps < 1:
             raise ValueError(f"grad_accum_steps must be a positive int, got {grad_accum_steps!r}")
         if clip_grad_norm is not None and not clip_grad_norm > 0:
@@ -118,6 +121,12 @@ class Trainer:
         if not callable(loss_fn):
             raise TypeError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
         self.device = lepton.device(device)
+        amp_dtypes = {None: None, "bfloat16": lepton.bfloat16, "bf16": lepton.bfloat16, "float16": lepton.float16,
+                      "fp16": lepton.float16}
+        if amp not in amp_dtypes:
+            raise ValueError(f"amp must be None, 'bfloat16' or 'float16', got {amp!r}")
+        self.amp_dtype = amp_dtypes[amp]
+        self.scaler = lepton.amp.GradScaler(self.device.type, enabled=self.amp_dtype == lepton.float16)
         self._ranks = Ranks.resolve(distributed, model)
         self.ddp = model if isinstance(model, DistributedDataParallel) else None
         self.model = (model.module if self.ddp is not None else model).to(self.device)
@@ -298,14 +307,15 @@ class Trainer:
 
     def _train_batch(self, batch, group, total):
         inputs, target = self._split_batch(batch)
-        output = (self.ddp or self.model)(*inputs)
-        loss = self.loss_fn(output, target)
+        with self._autocast():
+            output = (self.ddp or self.model)(*inputs)
+            loss = self.loss_fn(output, target)
         value = loss.item()
         n = target.shape[0] if target.dim() else 1
         # every rank's (loss, samples), gathered during backward: all ranks must agree to stop on a
         # non-finite loss (one rank stopping alone would leave the others waiting in the all-reduce)
         losses = self._ranks.start_gather([value, n])
-        (loss if group == 1 else loss * (1.0 / group)).backward()
+        self.scaler.scale(loss if group == 1 else loss * (1.0 / group)).backward()
         rows = losses.rows()
         bad = [r for r, (v, _) in enumerate(rows) if not math.isfinite(v)]
         if bad:
@@ -324,12 +334,17 @@ class Trainer:
 
     def _optimizer_step(self):
         if self.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients
             clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
         self._step_lr = self.lr
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped when a gradient is inf/NaN (float16 only)
+        self.scaler.update()
         self.step += 1
         if self.callbacks:
             self._call("on_train_batch_end", self.step, {"loss": self._batch_loss, "lr": self._step_lr})
+
+    def _autocast(self):
+        return lepton.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _running_logs(self, metrics=None):
         """The epoch's figures so far (metrics: this rank's, unless given the merged ones)."""
@@ -377,9 +392,11 @@ class Trainer:
             with no_grad():
                 for batch in loader:
                     inputs, target = self._split_batch(batch)
-                    output = self.model(*inputs)
+                    with self._autocast():
+                        output = self.model(*inputs)
+                        loss = self.loss_fn(output, target)
                     n = target.shape[0] if target.dim() else 1
-                    loss_sum += self.loss_fn(output, target).item() * n
+                    loss_sum += loss.item() * n
                     samples += n
                     if metrics:
                         out, tgt = _numpy(output), _numpy(target)
@@ -410,7 +427,8 @@ class Trainer:
                 for batch in loader:
                     batch = batch if isinstance(batch, (tuple, list)) else (batch,)
                     inputs = batch if len(batch) == 1 else batch[:-1]
-                    outputs.append(self.model(*[t.to(self.device) for t in inputs]))
+                    with self._autocast():
+                        outputs.append(self.model(*[t.to(self.device) for t in inputs]))
         finally:
             self.model.train(was_training)
         if not outputs:
@@ -428,6 +446,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "callbacks": {name: cb.state_dict() for name, cb in zip(names, self.callbacks)},
             "trainer": {"epoch": self.epoch, "step": self.step, "batch": self.batch, "loss_sum": self._loss_sum,
                         "samples": self._samples, "step_lr": self._step_lr,
@@ -470,6 +489,8 @@ class Trainer:
             raise ValueError("not a trainer checkpoint (no 'format': 'lepton-trainer-1' entry)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         saved = state["callbacks"]
         for name, cb in zip(_callback_names(self.callbacks), self.callbacks):
             if name in saved:
