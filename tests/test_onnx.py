@@ -84,8 +84,8 @@ def test_gpt(tmp_path):
 
 def test_errors(tmp_path):
     path = str(tmp_path / "m.onnx")
-    with pytest.raises(NotImplementedError, match="no converter for LSTM"):
-        export(nn.LSTM(3, 4), lepton.randn(2, 1, 3), path)
+    with pytest.raises(NotImplementedError, match="no converter for LSTMCell"):
+        export(nn.LSTMCell(3, 4), lepton.randn(2, 3), path)
     model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
     export(model, lepton.randn(1, 2), path)  # exports the eval-mode function, then restores the mode
     assert model.training and model[1].training

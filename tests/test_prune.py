@@ -65,7 +65,7 @@ def test_magnitude_errors():
         prune.magnitude(_mlp(), 1.5)
     with pytest.raises(ValueError, match="scope must be 'global' or 'layer'"):
         prune.magnitude(_mlp(), 0.5, scope="row")
-    with pytest.raises(ValueError, match="no Linear or Conv2d"):
+    with pytest.raises(ValueError, match="no Linear, Conv2d or recurrent layer"):
         prune.magnitude(nn.Sequential(nn.ReLU()), 0.5)
 
 
@@ -113,3 +113,38 @@ def test_channels_errors():
         prune.channels(_mlp(), 1.0)
     model = nn.Sequential(nn.Linear(4, 3))  # the output layer is never shrunk
     assert prune.channels(model, 0.5) == {} and model[0].out_features == 3
+
+
+def test_magnitude_prunes_recurrent_weight_matrices():
+    """An LSTM's weight_ih/weight_hh are pruned with the Linear weights, each with its own mask,
+    biases untouched; masked fine-tuning keeps them at zero."""
+    lepton.manual_seed(4)
+    lstm, fc = nn.LSTM(5, 8, num_layers=2, batch_first=True), nn.Linear(8, 3)
+    model = nn.Sequential(lstm, fc)
+    mats = {n: p.detach().numpy().copy() for n, p in lstm.named_parameters()}
+    s = prune.magnitude(model, 0.5, scope="layer")
+    assert s == pytest.approx(0.5, abs=1e-3)
+    for n, w0 in mats.items():
+        w1 = getattr(lstm, n).detach().numpy()
+        if n.startswith("weight"):
+            mask = getattr(lstm, n + "_mask").numpy()
+            assert (w1 == 0).mean() == pytest.approx(0.5, abs=0.01)
+            np.testing.assert_array_equal(mask == 0, w1 == 0)
+            assert np.abs(w0[w1 == 0]).max() <= np.abs(w0[w1 != 0]).min()
+        else:
+            np.testing.assert_array_equal(w1, w0)
+
+    class Last(nn.Module):  # the LSTM's last output into fc
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.fc = lstm, fc
+
+        def forward(self, x):
+            return self.fc(self.lstm(x)[0][:, -1])
+
+    x, y = lepton.randn(6, 4, 5), lepton.randint(0, 3, (6,))
+    prune.fine_tune(Last(), [(x, y)] * 3, lr=1e-2)
+    assert prune.sparsity(model) == pytest.approx(s)
+    assert (lstm.weight_hh_l1.detach().numpy() == 0).mean() == pytest.approx(0.5, abs=0.01)
+    prune.remove(model)
+    assert not any(k.endswith("_mask") for k in model.state_dict())

@@ -243,15 +243,23 @@ def _char_gpt(g, m, idx):
     return _convert(g, m.lm_head, _convert(g, m.ln_f, x))
 
 
+def _mnist_lstm(g, m, x):
+    x = g.op("Reshape", [x, g.const(np.array([0, m.rows, m.cols], np.int64))])
+    _, (h_n, _) = _convert(g, m.lstm, x)
+    last = g.op("Gather", [h_n, g.const(np.array([-1], np.int64))], axis=0)  # h_n[-1:]: the top layer's state
+    last = g.op("Squeeze", [last, g.const(np.array([0], np.int64))])
+    return _convert(g, m.fc, last)
+
+
 def _register_models():
-    """The GPT converters, when this build has the GPT layers (imported late: they are optional)."""
+    """The recipe models' converters, when this build has their layers (imported late: they are optional)."""
     try:
-        from lepton.models import CharGPT
+        from lepton.models import CharGPT, MnistLSTM
         from lepton.nn.modules.transformer import CausalSelfAttention, GPTBlock, GPTMLP
     except ImportError:
         return
     for cls, fn in ((CausalSelfAttention, _attention), (GPTMLP, _gpt_mlp), (GPTBlock, _gpt_block),
-                    (CharGPT, _char_gpt)):
+                    (CharGPT, _char_gpt), (MnistLSTM, _mnist_lstm)):
         register_converter(cls)(fn)
 
 
@@ -260,9 +268,10 @@ def _register_models():
 _ONNX_TYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 6, "int64": 7, "bool": 9, "float64": 11}
 
 
-def _value_info(name, t, dynamic_batch, dynamic_dims=()):
-    dims = list(t.shape)
-    if dynamic_batch and dims:
+def _value_info(name, t, dynamic_batch, dynamic_dims=(), shape=True):
+    """shape=False declares the rank only (each dimension left to the runtime's shape inference)."""
+    dims = list(t.shape) if shape else [None] * t.dim()
+    if dynamic_batch and dims and shape:
         dims[0] = "batch"
     for d in dynamic_dims:
         dims[d] = f"dim{d}"
@@ -272,6 +281,13 @@ def _value_info(name, t, dynamic_batch, dynamic_dims=()):
     return helper.make_tensor_value_info(name, _ONNX_TYPES[dtype], dims)
 
 
+def _flatten(out):
+    """The leaves of a (nested) tuple of outputs, in order."""
+    if isinstance(out, (tuple, list)):
+        return [leaf for o in out for leaf in _flatten(o)]
+    return [out]
+
+
 def export(model, example_input, path, dynamic_batch=True, opset=17, input_names=("input",), output_names=("output",),
            dynamic_axes=None):
     """Writes model (in eval mode) as an ONNX file at path and returns the onnx.ModelProto.
@@ -279,6 +295,9 @@ def export(model, example_input, path, dynamic_batch=True, opset=17, input_names
     example_input: a lepton tensor of the input's shape and dtype (the model is run on it once to
     record the output's shape). dynamic_batch makes dimension 0 of input and output symbolic;
     dynamic_axes lists further input dimensions to make symbolic (e.g. [1] for a sequence length).
+    A model returning a (nested) tuple, such as nn.LSTM's (output, (h_n, c_n)), gets one graph
+    output per tensor, named by output_names or else output_0, output_1, ..., declared by rank
+    (their dimensions are left to the runtime, as a dynamic axis moves between them).
     """
     if opset < 17:
         raise ValueError(f"onnx.export: opset must be at least 17 (LayerNormalization), got {opset}")
@@ -289,16 +308,24 @@ def export(model, example_input, path, dynamic_batch=True, opset=17, input_names
     model.eval()
     try:
         g = Graph()
+        g.ranks[input_names[0]] = example_input.dim()
         y = _convert(g, model, input_names[0])
         with inference_mode():
             out = model(example_input)
-        if not isinstance(out, _C.Tensor):
-            raise NotImplementedError("onnx.export: models with several outputs are not supported")
-        g.nodes.append(helper.make_node("Identity", [y], [output_names[0]]))
+        outs, ys = _flatten(out), _flatten(y)
+        if len(outs) != len(ys) or not all(isinstance(o, _C.Tensor) for o in outs):
+            raise NotImplementedError(f"onnx.export: the model returned {type(out).__name__} that the converters "
+                                      f"do not reproduce ({len(ys)} graph outputs)")
+        single = len(outs) == 1
+        names = list(output_names) if len(output_names) == len(outs) else \
+            [f"{output_names[0]}_{i}" for i in range(len(outs))]
+        for name, value in zip(names, ys):
+            g.nodes.append(helper.make_node("Identity", [value], [name]))
         dyn = list(dynamic_axes or [])
-        proto = g.model([_value_info(input_names[0], example_input, dynamic_batch, dyn)],
-                        [_value_info(output_names[0], out, dynamic_batch, [d for d in dyn if d < out.dim()])],
-                        opset, type(model).__name__)
+        outputs = [_value_info(name, o, dynamic_batch, [d for d in dyn if d < o.dim()] if single else (), single)
+                   for name, o in zip(names, outs)]
+        proto = g.model([_value_info(input_names[0], example_input, dynamic_batch, dyn)], outputs, opset,
+                        type(model).__name__)
     finally:
         model.train(was_training)
     onnx.checker.check_model(proto, full_check=True)

@@ -10,6 +10,7 @@ __all__ = ["Graph"]
 class Graph:
     def __init__(self):
         self.nodes, self.initializers, self._count = [], [], 0
+        self.ranks = {}  # value name -> rank, where known (the graph input), for converters to check
 
     def name(self, hint):
         self._count += 1

@@ -9,10 +9,19 @@ from lepton.autograd import no_grad
 __all__ = ["magnitude", "apply_masks", "remove", "sparsity", "fine_tune"]
 
 _PRUNABLE = (nn.Linear, nn.Conv2d)
+_RECURRENT = (nn.RNNBase, nn.RNNCellBase)
 
 
-def _layers(model):
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _PRUNABLE)]
+def _weights(model):
+    """(module, weight name) of each prunable matrix: Linear/Conv2d weights and the recurrent layers'
+    weight_ih/weight_hh(/weight_hr) matrices; their masks are buffers named <weight name>_mask."""
+    found = []
+    for _, m in model.named_modules():
+        if isinstance(m, _PRUNABLE):
+            found.append((m, "weight"))
+        elif isinstance(m, _RECURRENT):
+            found += [(m, n) for n, p in m._parameters.items() if n.startswith("weight") and p is not None]
+    return found
 
 
 def _keep_mask(scores, n_prune):
@@ -25,17 +34,18 @@ def _keep_mask(scores, n_prune):
 
 
 def magnitude(model, amount, scope="global"):
-    """Zeroes the fraction `amount` (0 ≤ amount ≤ 1) of Linear/Conv2d weights with the smallest |w|:
-    over all those layers together (scope='global') or in each layer (scope='layer'). Weights that
-    are already zero count as pruned first, so repeated calls prune further. Returns the sparsity."""
+    """Zeroes the fraction `amount` (0 ≤ amount ≤ 1) of Linear/Conv2d weights (and RNN/LSTM/GRU weight
+    matrices) with the smallest |w|: over all of them together (scope='global') or in each matrix
+    (scope='layer'). Weights that are already zero count as pruned first, so repeated calls prune
+    further. Returns the sparsity."""
     if not 0.0 <= float(amount) <= 1.0:
         raise ValueError(f"prune.magnitude: amount must be in [0, 1], got {amount}")
     if scope not in ("global", "layer"):
         raise ValueError(f"prune.magnitude: scope must be 'global' or 'layer', got {scope!r}")
-    layers = _layers(model)
+    layers = _weights(model)
     if not layers:
-        raise ValueError("prune.magnitude: the model has no Linear or Conv2d layer")
-    scores = [np.abs(m.weight.detach().float().numpy()) for _, m in layers]
+        raise ValueError("prune.magnitude: the model has no Linear, Conv2d or recurrent layer")
+    scores = [np.abs(getattr(m, n).detach().float().numpy()) for m, n in layers]
     if scope == "layer":
         masks = [_keep_mask(s, int(round(amount * s.size))) for s in scores]
     else:
@@ -45,11 +55,11 @@ def magnitude(model, amount, scope="global"):
         for s in scores:
             masks.append(flat[at:at + s.size].reshape(s.shape))
             at += s.size
-    for (_, m), mask in zip(layers, masks):
-        old = m._buffers.get("weight_mask")
+    for (m, n), mask in zip(layers, masks):
+        old = m._buffers.get(n + "_mask")
         if old is not None:  # pruned before: stay pruned
             mask = mask * old.numpy()
-        m.register_buffer("weight_mask", lepton.from_numpy(mask).to(m.weight.dtype))
+        m.register_buffer(n + "_mask", lepton.from_numpy(mask).to(getattr(m, n).dtype))
     apply_masks(model)
     return sparsity(model)
 
@@ -57,24 +67,23 @@ def magnitude(model, amount, scope="global"):
 def apply_masks(model):
     """Multiplies each pruned layer's weight by its mask (after an optimizer step, say)."""
     with no_grad():
-        for _, m in _layers(model):
-            mask = m._buffers.get("weight_mask")
+        for m, n in _weights(model):
+            mask = m._buffers.get(n + "_mask")
             if mask is not None:
-                m.weight.mul_(mask)
+                getattr(m, n).mul_(mask)
 
 
 def remove(model):
     """Drops the masks: the zeros stay in the weights, but training may change them again."""
-    for _, m in _layers(model):
-        if "weight_mask" in m._buffers:
-            del m._buffers["weight_mask"]
+    for m, n in _weights(model):
+        m._buffers.pop(n + "_mask", None)
 
 
 def sparsity(model):
-    """Fraction of zero weights over the Linear/Conv2d layers."""
+    """Fraction of zero weights over the Linear/Conv2d layers and recurrent weight matrices."""
     zeros = total = 0
-    for _, m in _layers(model):
-        w = m.weight.detach().numpy()
+    for m, n in _weights(model):
+        w = getattr(m, n).detach().numpy()
         zeros += int((w == 0).sum())
         total += w.size
     return zeros / total if total else 0.0

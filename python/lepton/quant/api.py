@@ -3,6 +3,7 @@
 from lepton import nn
 from lepton.nn.fusion import clone_module
 from lepton.quant.modules import QuantizedConv2d, QuantizedLinear, quantize_per_channel
+from lepton.quant.rnn import QUANTIZED as _RECURRENT
 
 __all__ = ["quantize_dynamic", "quantize_per_channel", "state_dict", "load"]
 
@@ -15,6 +16,8 @@ def _swap(child, weight_only):
         return QuantizedLinear.from_float(child, weight_only), "linear"
     if type(child) is nn.Conv2d and child.groups == 1:
         return QuantizedConv2d.from_float(child, weight_only), "conv2d"
+    if type(child) in _RECURRENT:
+        return _RECURRENT[type(child)].from_float(child, weight_only), type(child).__name__.lower()
     return None, None
 
 
@@ -32,7 +35,7 @@ def _quantize(module, weight_only, fuse_relu, done, only, prefix=""):
         done[path] = kind
         # Sequential's Linear/Conv2d -> ReLU: the ReLU runs in the GEMM's epilogue
         nxt = module._modules.get(names[i + 1]) if i + 1 < len(names) else None
-        if fuse_relu and isinstance(module, nn.Sequential) and type(nxt) is nn.ReLU:
+        if fuse_relu and kind in ("linear", "conv2d") and isinstance(module, nn.Sequential) and type(nxt) is nn.ReLU:
             new.relu = True
             module._modules[names[i + 1]] = nn.Identity()  # in place: a Sequential runs in this order
             done[path] += "+relu"
@@ -40,11 +43,12 @@ def _quantize(module, weight_only, fuse_relu, done, only, prefix=""):
 
 
 def quantize_dynamic(model, qconfig_spec=None, dtype="int8", inplace=False, weight_only=False, fuse_relu=True):
-    """A copy of model (or model itself with inplace=True) whose nn.Linear and groups=1 nn.Conv2d
-    layers hold int8 weights with per-output-channel scales and quantise their inputs per row at
-    run time. qconfig_spec: a set of module names (as in named_modules) to limit the swap to.
+    """A copy of model (or model itself with inplace=True) whose nn.Linear, groups=1 nn.Conv2d and
+    recurrent layers (nn.RNN/LSTM/GRU and their cells: the input and hidden projections) hold int8
+    weights with per-output-channel scales and quantise their inputs per row at run time.
+    qconfig_spec: a set of module names (as in named_modules) to limit the swap to.
     weight_only=True keeps int8 weights but computes in float32. In a Sequential, a ReLU right
-    after a quantised layer is fused into its GEMM epilogue (fuse_relu=False keeps it apart)."""
+    after a quantised Linear/Conv2d is fused into its GEMM epilogue (fuse_relu=False keeps it apart)."""
     if dtype not in ("int8", "qint8"):
         raise ValueError(f"quantize_dynamic: only dtype='int8' is supported, got {dtype!r}")
     if not isinstance(model, nn.Module):
@@ -55,7 +59,7 @@ def quantize_dynamic(model, qconfig_spec=None, dtype="int8", inplace=False, weig
         model = clone_module(model)
     done = {}
     only = None if qconfig_spec is None else set(qconfig_spec)
-    if isinstance(model, (nn.Linear, nn.Conv2d)):
+    if isinstance(model, (nn.Linear, nn.Conv2d)) or type(model) in _RECURRENT:
         raise ValueError("quantize_dynamic: wrap a single layer in nn.Sequential to quantise it")
     _quantize(model, weight_only, fuse_relu, done, only)
     model._quant_config = {"dtype": "int8", "weight_only": bool(weight_only), "modules": done}

@@ -28,18 +28,31 @@ class _Int8Weights(Module):
         object.__setattr__(self, "_pack_cache", (None, None))  # (key, packed): not module state
 
     def _packed(self):
-        key = (id(self.weight), self.weight._version)
+        w = self._buffers["weight"]  # not self.weight: Module.__getattr__ costs a recurrent step ~1 µs
+        key = (id(w), w._version)
         if self._pack_cache[0] != key:
-            object.__setattr__(self, "_pack_cache", (key, _C.int8_pack_weight(self.weight)))
+            object.__setattr__(self, "_pack_cache", (key, _C.int8_pack_weight(w)))
         return self._pack_cache[1]
+
+    @property
+    def dtype(self):
+        """The dtype it takes and returns (float32), as a float layer's weight.dtype tells."""
+        return _C.dtype.float32
+
+    @property
+    def device(self):
+        return self.weight.device
+
+    def linear(self, x, bias=None, relu=False):
+        """x [..., in] float32 -> x·Wᵀ + bias [..., out] (then ReLU)."""
+        if self.weight_only:
+            y = F.linear(x, self.weight.float() * self.weight_scale.unsqueeze(1), bias)
+            return y.relu() if relu else y
+        return _C.int8_linear(x, self._packed(), self._buffers["weight_scale"], bias, relu)
 
     def _matmul(self, x2):
         """x2 [m, in] float32 -> [m, out] with the bias (and ReLU, when fused) applied."""
-        if self.weight_only:
-            w = self.weight.float() * self.weight_scale.unsqueeze(1)
-            y = F.linear(x2, w, self.bias)
-            return y.relu() if self.relu else y
-        return _C.int8_linear(x2, self._packed(), self.weight_scale, self.bias, relu=self.relu)
+        return self.linear(x2, self.bias, self.relu)
 
     def extra_repr(self):
         mode = "weight_only" if self.weight_only else "dynamic"

@@ -19,6 +19,7 @@ from lepton import nn, optim
 from lepton.train.callbacks import LRSchedulerCallback, ModelCheckpoint
 from lepton.train.logs import JSONLLogger
 from lepton.train.metrics import ConfusionMatrix, scores_from_confusion
+from lepton.train.parallel import data_parallel_loader
 from lepton.train.trainer import CHECKPOINT_FORMAT, NonFiniteError, Trainer
 
 __all__ = ["Recipe", "RECIPES", "make_config", "build_model", "load_data", "train", "evaluate", "load_run"]
@@ -43,6 +44,9 @@ RECIPES = {r.name: r for r in [
     Recipe("mnist-cnn", "MNIST digits, Keras' mnist_cnn (2 conv + 2 fc, dropout), shifts of up to 2 pixels, Adam "
            "with a cosine schedule", "classify", batch_size=64, lr=1e-3, epochs=8,
            extra={"dataset": "mnist", "model": "MnistCNN", "shift": 2}),
+    Recipe("mnist-lstm", "MNIST digits read row by row (28 steps of 28 pixels), Keras' LSTM(128) + Linear, Adam "
+           "with a cosine schedule, gradient clipping", "classify", batch_size=128, lr=2e-3, epochs=3,
+           extra={"dataset": "mnist", "model": "MnistLSTM", "clip_grad_norm": 1.0}),
     Recipe("fashion-cnn", "Fashion-MNIST (Debian's dataset-fashion-mnist), a 4-conv BatchNorm CNN, shifts and "
            "mirroring, Adam with a cosine schedule", "classify", batch_size=64, lr=2e-3, epochs=10,
            extra={"dataset": "fashion_mnist", "model": "FashionCNN", "shift": 2, "hflip": True}),
@@ -195,6 +199,7 @@ def train(config, out, resume=None, verbose=1, device="cpu"):
     start = time.perf_counter()
     lepton.manual_seed(config["seed"])
     data = load_data(config)
+    data.train = data_parallel_loader(data.train)  # this rank's share when data-parallel (for the schedule's length)
     model = build_model(config)
     opt, schedule = _optimizer(config, model, _total_steps(config, len(data.train)))
     language = config["task"] == "language"
@@ -216,15 +221,18 @@ def train(config, out, resume=None, verbose=1, device="cpu"):
     report = evaluate(model, data, config, device)
     from lepton.train.plots import plot_history
 
-    curves = plot_history(history, os.path.join(out, "curves.png"), title=config["recipe"])
+    main = trainer.is_main_process  # every rank of a data-parallel run gets the figures; rank 0 writes the files
+    curves = main and plot_history(history, os.path.join(out, "curves.png"), title=config["recipe"])
     results = {"recipe": config["recipe"], "config": config, "test": report, "history": history,
-               "epochs": trainer.epoch, "steps": trainer.step,
+               "epochs": trainer.epoch, "steps": trainer.step, "world_size": trainer.world_size,
+               "global_batch_size": config["batch_size"] * trainer.world_size,
                # the median epoch's training throughput; fit's time (training and validation); all of it
                "train_samples_per_s": statistics.median(history["samples_per_s"]) if history else None,
                "train_seconds": sum(history.get("time", [])), "wall_seconds": time.perf_counter() - start,
                "curves": "curves.png" if curves else None}
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    if main:
+        with open(os.path.join(out, "metrics.json"), "w") as f:
+            json.dump(results, f, indent=1)
     return results
 
 

@@ -20,41 +20,53 @@ from lepton.nn.parameter import Parameter
 # prepare() turns the [T, B, I] input into per-step projected inputs (all steps in one GEMM) and
 # the loop-invariant operands; step() advances the state tuple by one time step.
 
-class _Elman:
+class _Products:
+    """The cells' weight products in float: linear(x, w, b) = x·wᵀ + b; recurrent weights are kept as
+    loop_weight(w) and applied by addmm(acc, h, that) = acc + h·wᵀ. lepton.quant's int8 cells override them."""
+
+    linear = staticmethod(F.linear)
+    addmm = staticmethod(_C.Tensor.addmm)
+
+    @staticmethod
+    def loop_weight(w):
+        return w.t()
+
+
+class _Elman(_Products):
     """h' = act(W_ih x + b_ih + W_hh h + b_hh)."""
 
     gates = 1
 
     def __init__(self, nonlinearity):
-        self.act = _C.Tensor.tanh if nonlinearity == "tanh" else _C.Tensor.relu
+        self.nonlinearity = nonlinearity  # a name, not _C.Tensor.tanh: cells must deep-copy (clone_module)
 
     def prepare(self, x, w_ih, w_hh, b_ih, b_hh, w_hr):
         bias = None if b_ih is None else b_ih + b_hh  # both biases fold into the precomputed GEMM
-        return F.linear(x, w_ih, bias).unbind(0), w_hh.t()
+        return self.linear(x, w_ih, bias).unbind(0), self.loop_weight(w_hh)
 
     def step(self, x_t, state, w_hh_t):
-        return (self.act(_C.Tensor.addmm(x_t, state[0], w_hh_t)),)
+        return (getattr(self.addmm(x_t, state[0], w_hh_t), self.nonlinearity)(),)
 
 
-class _LSTM:
+class _LSTM(_Products):
     """Gates i, f, g, o (torch's order); c' = f·c + i·g, h' = o·tanh(c'), projected by W_hr if proj_size."""
 
     gates = 4
 
     def prepare(self, x, w_ih, w_hh, b_ih, b_hh, w_hr):
         bias = None if b_ih is None else b_ih + b_hh
-        return F.linear(x, w_ih, bias).unbind(0), (w_hh.t(), w_hr)
+        return self.linear(x, w_ih, bias).unbind(0), (self.loop_weight(w_hh), w_hr)
 
     def step(self, x_t, state, loop):
         w_hh_t, w_hr = loop
         h, c = state
-        i, f, g, o = _C.Tensor.addmm(x_t, h, w_hh_t).chunk(4, 1)
+        i, f, g, o = self.addmm(x_t, h, w_hh_t).chunk(4, 1)
         c = f.sigmoid() * c + i.sigmoid() * g.tanh()
         h = o.sigmoid() * c.tanh()
-        return (h if w_hr is None else F.linear(h, w_hr), c)
+        return (h if w_hr is None else self.linear(h, w_hr, None), c)
 
 
-class _GRU:
+class _GRU(_Products):
     """Gates r, z, n (torch's order); n = tanh(W_in x + b_in + r·(W_hn h + b_hn)), h' = (1-z)·n + z·h.
 
     b_hn sits inside the r· product, so b_hh stays in the loop's GEMM instead of being folded.
@@ -63,15 +75,16 @@ class _GRU:
     gates = 3
 
     def prepare(self, x, w_ih, w_hh, b_ih, b_hh, w_hr):
-        hidden = w_hh.shape[1]
-        x_rz, x_n = F.linear(x, w_ih, b_ih).split([2 * hidden, hidden], 2)
+        projected = self.linear(x, w_ih, b_ih)
+        hidden = projected.shape[2] // 3
+        x_rz, x_n = projected.split([2 * hidden, hidden], 2)
         return list(zip(x_rz.unbind(0), x_n.unbind(0))), (w_hh, b_hh, hidden)
 
     def step(self, x_t, state, loop):
         w_hh, b_hh, hidden = loop
         x_rz, x_n = x_t
         h = state[0]
-        h_rz, h_n = F.linear(h, w_hh, b_hh).split([2 * hidden, hidden], 1)
+        h_rz, h_n = self.linear(h, w_hh, b_hh).split([2 * hidden, hidden], 1)
         r, z = (x_rz + h_rz).sigmoid().chunk(2, 1)
         n = (x_n + r * h_n).tanh()
         return (n + z * (h - n),)
@@ -184,7 +197,7 @@ class RNNBase(Module):
 
     def _weights(self, index):
         """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer*directions + direction, None where absent."""
-        return tuple(None if n is None else self._parameters[n] for n in self._weight_names[index])
+        return tuple(None if n is None else getattr(self, n) for n in self._weight_names[index])
 
     def _initial_state(self, hx, batch, batched, dtype, device):
         """hx checked and split into one state tuple per layer and direction (zeros when hx is None)."""
@@ -212,7 +225,7 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         name = type(self).__name__
-        w = self._parameters[self._weight_names[0][0]]
+        w = self._weights(0)[0]
         _check_input(name, input, self.input_size, (3, 2), w.dtype)
         batched = input.dim() == 3
         if input.shape[1 if batched and self.batch_first else 0] == 0:
