@@ -106,6 +106,19 @@ def test_train_eval_resume_on_mnist(capsys, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["steps"] == 6
 
 
+def test_train_with_mixed_precision(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(capsys, "train", "--steps", "3", "--batch-size", "32", "--out", str(out),
+                                "--verbose", "0", "--amp", "bf16")
+    assert code == 0, err
+    assert "bfloat16 autocast" in stdout
+    assert json.loads((out / "metrics.json").read_text())["config"]["amp"] == "bfloat16"
+    code, _, err = run_cli(capsys, "train", "--resume", "--out", str(out), "--steps", "4", "--amp", "fp16")
+    assert_one_line_error(code, err, "--amp float16 differs from the checkpoint's bfloat16")
+    code, _, err = run_cli(capsys, "train", "--steps", "3", "--amp", "int8")
+    assert code == 2 and "invalid choice: 'int8'" in err
+
+
 @pytest.mark.skipif(not hasattr(nn, "GPTBlock"), reason="the transformer layers have not landed in lepton.nn")
 def test_train_eval_generate_char_gpt(capsys, tmp_path):
     out = tmp_path / "gpt"

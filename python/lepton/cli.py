@@ -70,6 +70,9 @@ def _check_device(device):
         raise UsageError(f"bad device '{device}': {e}") from None
 
 
+_AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
 def _resume_config(args, path):
     """The config stored in the checkpoint to resume, with --epochs/--steps applied; other settings
     must match it (a resumed run continues the same run)."""
@@ -84,8 +87,9 @@ def _resume_config(args, path):
         raise UsageError(f"'{path}' is not a checkpoint written by `lepton train`")
     if args.recipe is not None and args.recipe != config["recipe"]:
         raise UsageError(f"'{path}' is a {config['recipe']} run, not {args.recipe}")
-    for flag, key in (("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed")):
-        value = getattr(args, flag)
+    for flag, key in (("batch_size", "batch_size"), ("lr", "lr"), ("seed", "seed"), ("amp", "amp")):
+        value = _AMP_DTYPES.get(args.amp) if flag == "amp" else getattr(args, flag)
+        config.setdefault(key, None)
         if value is not None and value != config[key]:
             raise UsageError(f"--{flag.replace('_', '-')} {value} differs from the checkpoint's {config[key]}; "
                              "a resumed run keeps its settings (only --epochs/--steps may change)")
@@ -158,7 +162,7 @@ def _train_plan(args):
     else:
         name = args.recipe or recipes.DEFAULT
         config = recipes.make_config(name, args.epochs, args.steps, args.batch_size, args.lr,
-                                     0 if args.seed is None else args.seed)
+                                     0 if args.seed is None else args.seed, _AMP_DTYPES.get(args.amp))
         out = args.out or os.path.join("runs", name)
     return config, out, resume
 
@@ -183,8 +187,9 @@ def _cmd_train(args):
         plan = " or ".join(filter(None, limits))
         batch = f"batch {config['batch_size']}" + (f" per rank x {world} ranks = {config['batch_size'] * world}"
                                                    if world > 1 else "")
-        print(f"lepton train {config['recipe']}: {plan}, {batch}, lr {config['lr']}, seed {config['seed']}, "
-              f"{lepton.get_num_threads()} threads{' per rank' if world > 1 else ''} -> {out}"
+        amp = f", {config['amp']} autocast" if config.get("amp") else ""
+        print(f"lepton train {config['recipe']}: {plan}, {batch}, lr {config['lr']}, seed {config['seed']}{amp}, "
+              f"{_count(lepton.get_num_threads(), 'thread')}{' per rank' if world > 1 else ''} -> {out}"
               + (f" (resuming from {resume})" if resume else ""), flush=True)
     try:
         results = recipes.train(config, out, resume=resume, verbose=args.verbose, device=args.device)
@@ -348,6 +353,8 @@ def build_parser():
     p.add_argument("--lr", type=_positive(float), help="peak learning rate")
     p.add_argument("--seed", type=_nonnegative_int, help="seed for weights, shuffling and dropout (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--amp", choices=("bf16", "fp16"),
+                   help="mixed precision: forward and loss under autocast in bfloat16, or float16 with loss scaling")
     p.add_argument("--threads", type=_positive(int),
                    help="CPU threads, per rank with --nproc (default: all cores, shared out between the ranks)")
     p.add_argument("--nproc", type=_positive(int), metavar="N",

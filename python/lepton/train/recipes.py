@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import lepton
-from lepton import nn, optim
+from lepton import distributed, nn, optim
 from lepton.train.callbacks import LRSchedulerCallback, ModelCheckpoint
 from lepton.train.logs import JSONLLogger
 from lepton.train.metrics import ConfusionMatrix, scores_from_confusion
@@ -61,14 +61,14 @@ _IMAGE_STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}  #
 _VAL_SIZE = 5000  # training images held out for validation (best checkpoint, early figures)
 
 
-def make_config(name, epochs=None, steps=None, batch_size=None, lr=None, seed=0):
+def make_config(name, epochs=None, steps=None, batch_size=None, lr=None, seed=0, amp=None):
     """The config of a run of recipe `name`, with the given settings instead of the defaults. With
-    steps and no epochs a run is step-limited only."""
+    steps and no epochs a run is step-limited only; amp: None, "bfloat16" or "float16" (Trainer's)."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe '{name}' (known: {', '.join(RECIPES)})")
     r = RECIPES[name]
     config = {"recipe": name, "task": r.task, "epochs": r.epochs, "steps": r.steps, "batch_size": r.batch_size,
-              "lr": r.lr, "seed": seed, **r.extra}
+              "lr": r.lr, "seed": seed, "amp": amp, **r.extra}
     if steps is not None:
         config["steps"], config["epochs"] = steps, epochs
     elif epochs is not None:
@@ -201,6 +201,11 @@ def train(config, out, resume=None, verbose=1, device="cpu"):
     data = load_data(config)
     data.train = data_parallel_loader(data.train)  # this rank's share when data-parallel (for the schedule's length)
     model = build_model(config)
+    # the same initial weights everywhere, then a generator per rank: ranks must not draw the
+    # same dropout masks and augmentations
+    rank = distributed.get_rank() if distributed.is_initialized() else 0
+    if rank:
+        lepton.manual_seed(config["seed"] + rank)
     opt, schedule = _optimizer(config, model, _total_steps(config, len(data.train)))
     language = config["task"] == "language"
     checkpoint = ModelCheckpoint(os.path.join(out, "checkpoint.safetensors"))
@@ -209,7 +214,7 @@ def train(config, out, resume=None, verbose=1, device="cpu"):
     trainer = Trainer(model, opt, loss_fn(config), metrics=[] if language else ["accuracy"], device=device,
                       callbacks=[schedule, JSONLLogger(os.path.join(out, "log.jsonl"), every_n_steps=50), checkpoint,
                                  best],
-                      clip_grad_norm=config.get("clip_grad_norm"), config=config)
+                      clip_grad_norm=config.get("clip_grad_norm"), config=config, amp=config.get("amp"))
     try:
         history = trainer.fit(data.train, epochs=config["epochs"], steps=config["steps"], validation_data=data.val,
                               verbose=verbose, resume=resume)
