@@ -105,7 +105,7 @@ def test_defaults_match_torch(name):
     lopt, topt = compare(name, lr=0.01)
     saved = topt.state_dict()["param_groups"][0]
     for key, value in lopt.param_groups[0].items():
-        if key != "params":
+        if key not in ("params", "master_weights"):  # master_weights is Lepton's own option
             assert value == saved[key], key
 
 
@@ -154,18 +154,24 @@ def test_state_dict_round_trip_continues_identically(name, options):
             assert saved["state"][i]["step"] == int(tsaved["state"][i]["step"])
     assert [g["params"] for g in saved["param_groups"]] == [g["params"] for g in tsaved["param_groups"]]
 
-    resumed_params = [lepton.nn.Parameter(p.detach().clone()) for p in lp]
-    resumed = cls(resumed_params, lr=123.0)  # options come back from the state dict
-    resumed.load_state_dict(saved)
-    assert resumed.param_groups[0]["lr"] == options["lr"]
-    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
-    for _ in range(10):
-        set_grads(lp, tp, rng_a)
-        set_grads(resumed_params, tp, rng_b)
-        lopt.step()
-        resumed.step()
+    resumed, resumed_params = resume_and_continue(cls, saved, lopt, lp, tp, set_grads, steps=10)
+    assert resumed.param_groups[0]["lr"] == options["lr"]  # options come back from the state dict
     for a, b in zip(lp, resumed_params):
         np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+
+
+def resume_and_continue(cls, saved, opt, params, torch_params, set_grads_fn, steps):
+    """A fresh optimizer on copies of params loads `saved`; both then take the same steps."""
+    resumed_params = [lepton.nn.Parameter(p.detach().clone()) for p in params]
+    resumed = cls(resumed_params, lr=123.0)
+    resumed.load_state_dict(saved)
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(steps):
+        set_grads_fn(params, torch_params, rng_a)
+        set_grads_fn(resumed_params, torch_params, rng_b)
+        opt.step()
+        resumed.step()
+    return resumed, resumed_params
 
 
 def test_load_state_dict_copies_and_casts():
@@ -232,20 +238,134 @@ def test_l1_recipe_adds_sign_times_l1():
 
 
 @pytest.mark.parametrize("dtype", [lepton.float16, lepton.bfloat16])
-def test_half_params_use_the_fused_kernels(dtype):
-    # computed in float32 and rounded once per step: close to a float32 run
+def test_half_params_without_master_weights(dtype):
+    # computed in float32 and rounded once per step: close to a float32 run, 16-bit state
     rng = np.random.default_rng(0)
     w = rng.standard_normal((64,)).astype(np.float32)
     half = lepton.nn.Parameter(lepton.tensor(w).to(dtype=dtype))
     full = lepton.nn.Parameter(half.detach().float())
-    opts = [lepton.optim.AdamW([half], lr=0.01), lepton.optim.AdamW([full], lr=0.01)]
+    opts = [lepton.optim.AdamW([half], lr=0.01, master_weights=False), lepton.optim.AdamW([full], lr=0.01)]
     for _ in range(10):
         g = lepton.tensor(rng.standard_normal(64).astype(np.float32))
         half.grad, full.grad = g.to(dtype=dtype), g.to(dtype=dtype).float()
         for opt in opts:
             opt.step()
-    assert opts[0].state[half]["exp_avg"].dtype == dtype
+    assert opts[0].state[half]["exp_avg"].dtype == dtype and "master_weight" not in opts[0].state[half]
     np.testing.assert_allclose(half.detach().float().numpy(), full.detach().numpy(), atol=0.05)
+
+
+# ---- float32 master weights of 16-bit params. torch has no such option: the reference is
+# torch's float32 optimizer stepping float32 copies of the 16-bit weights with the 16-bit
+# grads' values, i.e. the same float32 arithmetic done by hand; each 16-bit param must then be
+# its master rounded to nearest even (torch's .to(dtype) as the rounding oracle).
+
+LOW = {"bfloat16": (lepton.bfloat16, torch.bfloat16), "float16": (lepton.float16, torch.float16)}
+MIXED_SHAPES = [(3, 4), (7,), (2, 3, 5), (1,), (129,), (40, 33)]
+
+
+def make_master_pair(dtype, seed=0):
+    ldtype, _ = LOW[dtype]
+    rng = np.random.default_rng(seed)
+    lp = [lepton.nn.Parameter(lepton.tensor(rng.standard_normal(s).astype(np.float32)).to(dtype=ldtype))
+          for s in MIXED_SHAPES]
+    tp = [torch.nn.Parameter(torch.tensor(p.detach().float().numpy())) for p in lp]
+    return lp, tp
+
+
+def set_low_grads(lp, tp, rng, scale=1.0):
+    for a, b in zip(lp, tp):
+        a.grad = lepton.tensor((scale * rng.standard_normal(tuple(a.shape))).astype(np.float32)).to(dtype=a.dtype)
+        b.grad = torch.tensor(a.grad.float().numpy())
+
+
+def assert_master_follows(lopt, lp, tp, dtype, step):
+    _, tdtype = LOW[dtype]
+    for i, (a, b) in enumerate(zip(lp, tp)):
+        master = lopt.state[a]["master_weight"]
+        assert master.dtype == lepton.float32
+        np.testing.assert_allclose(master.numpy(), b.detach().numpy(), **TOL["float32"],
+                                   err_msg=f"master {i} after step {step}")
+        rounded = torch.tensor(master.numpy()).to(tdtype).float().numpy()
+        np.testing.assert_array_equal(a.detach().float().numpy(), rounded, err_msg=f"param {i} after step {step}")
+
+
+def master_trajectory(name, dtype, steps=15, **options):
+    lp, tp = make_master_pair(dtype)
+    lopt = getattr(lepton.optim, name)(lp, **options)
+    topt = getattr(torch.optim, name)(tp, foreach=False, **options)
+    rng = np.random.default_rng(1)
+    for step in range(steps):
+        set_low_grads(lp, tp, rng)
+        lopt.step()
+        topt.step()
+        assert_master_follows(lopt, lp, tp, dtype, step)
+    return lopt, lp
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("options", SGD_CASES, ids=str)
+def test_sgd_master_weights_match_float32_torch(options, dtype):
+    lopt, lp = master_trajectory("SGD", dtype, lr=0.05, **options)
+    if options["momentum"]:
+        assert all(lopt.state[p]["momentum_buffer"].dtype == lepton.float32 for p in lp)
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("options", ADAM_CASES, ids=str)
+def test_adam_master_weights_match_float32_torch(name, options, dtype):
+    lopt, lp = master_trajectory(name, dtype, lr=0.02, **options)
+    assert all(lopt.state[p]["exp_avg_sq"].dtype == lepton.float32 for p in lp)
+
+
+@pytest.mark.parametrize("name", ["SGD", "AdamW"])
+def test_master_weights_keep_updates_below_the_rounding_step(name):
+    # lr·update is ~1e-4 per step, far below half a bfloat16 ulp at 1.0 (2^-8): stepping the
+    # bfloat16 param loses every update, the master accumulates them
+    options = dict(lr=1e-4) if name == "SGD" else dict(lr=1e-4, weight_decay=0.0)
+    params = {m: lepton.nn.Parameter(lepton.ones(8, dtype=lepton.bfloat16)) for m in (True, False)}
+    opts = {m: getattr(lepton.optim, name)([p], master_weights=m, **options) for m, p in params.items()}
+    for _ in range(100):
+        for m, p in params.items():
+            p.grad = lepton.full((8,), -1.0, dtype=lepton.bfloat16)
+            opts[m].step()
+    assert float(params[False].float().min()) == 1.0
+    assert float(opts[True].state[params[True]]["master_weight"].min()) == pytest.approx(1.01, rel=1e-4)
+    assert float(params[True].float().min()) > 1.0
+
+
+@pytest.mark.parametrize("name,options", [("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+                                          ("Adam", dict(lr=0.02, amsgrad=True)), ("AdamW", dict(lr=0.02))])
+def test_master_weights_state_dict_round_trip(name, options):
+    # mid-training save and load into fresh params: both continue bit for bit, masters included
+    cls = getattr(lepton.optim, name)
+    lp, tp = make_master_pair("bfloat16")
+    opt = cls(lp, **options)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        set_low_grads(lp, tp, rng)
+        opt.step()
+    saved = clone_state(opt.state_dict())
+    assert all(s["master_weight"].dtype == lepton.float32 for s in saved["state"].values())
+    assert saved["param_groups"][0]["master_weights"] is True
+    resumed, resumed_params = resume_and_continue(cls, saved, opt, lp, tp, set_low_grads, steps=5)
+    for a, b in zip(lp, resumed_params):
+        assert all(v.dtype == lepton.float32 for v in resumed.state[b].values() if isinstance(v, lepton.Tensor))
+        np.testing.assert_array_equal(a.detach().float().numpy(), b.detach().float().numpy())
+        np.testing.assert_array_equal(opt.state[a]["master_weight"].numpy(),
+                                      resumed.state[b]["master_weight"].numpy())
+
+
+def test_mixed_dtype_group_steps_each_dtype_its_own_way():
+    lp = [lepton.nn.Parameter(lepton.ones(5, dtype=d)) for d in (lepton.bfloat16, lepton.float32, lepton.float16)]
+    opt = lepton.optim.SGD(lp, lr=0.1, momentum=0.9)
+    for p in lp:
+        p.grad = lepton.ones_like(p)
+    opt.step()
+    assert [("master_weight" in opt.state[p]) for p in lp] == [True, False, True]
+    assert [opt.state[p]["momentum_buffer"].dtype for p in lp] == [lepton.float32] * 3
+    for p in lp:
+        np.testing.assert_allclose(p.float().numpy(), 0.9, rtol=1e-2)
 
 
 # ---- the fused kernels against their serial reference
@@ -300,6 +420,49 @@ def test_fused_sgd_equals_reference(dtype, options):
     for a_list, b_list in zip(fast, ref):
         for a, b in zip(a_list, b_list):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("dtype", [lepton.bfloat16, lepton.float16])
+@pytest.mark.parametrize("kind", ["sgd", "sgd_momentum", "adam", "adamw_amsgrad"])
+def test_fused_master_steps_equal_reference(dtype, kind):
+    # 16-bit params and grads, float32 masters and state, over sizes that split across threads
+    def lists():
+        low = [[t.to(dtype=dtype) for t in random_list("float32", s)] for s in range(2)]
+        return low + [random_list("float32", s, positive=(s == 3)) for s in range(2, 6)]
+
+    def step(ls, reference):
+        params, grads, a, b, c, masters = ls
+        common = dict(masters=masters, reference=reference)
+        if kind.startswith("sgd"):
+            momentum = 0.9 if kind == "sgd_momentum" else 0.0
+            _C._fused_sgd_(params, grads, a if momentum else [], lr=0.1, momentum=momentum, weight_decay=0.1, **common)
+        else:
+            fn = _C._fused_adamw_ if kind.startswith("adamw") else _C._fused_adam_
+            fn(params, grads, a, b, c if "amsgrad" in kind else [], [3] * len(params), lr=0.01, beta1=0.9,
+               beta2=0.99, weight_decay=0.1, eps=1e-8, amsgrad="amsgrad" in kind, **common)
+
+    _, _, fast, ref = run_both(step, lists)
+    for a_list, b_list in zip(fast, ref):
+        for a, b in zip(a_list, b_list):
+            np.testing.assert_array_equal(a.float().numpy(), b.float().numpy())
+    # each param is its master rounded to nearest even, as torch's .to rounds
+    tdtype = LOW[dtype.name][1]
+    for p, m in zip(fast[0], fast[5]):
+        np.testing.assert_array_equal(p.float().numpy(), torch.tensor(m.numpy()).to(tdtype).float().numpy())
+
+
+def test_master_weight_lists_are_checked():
+    p = [lepton.ones(3, dtype=lepton.bfloat16)]
+    with pytest.raises(TypeError, match="master weights are for float16 and bfloat16 params, but params have dtype "
+                                        "float32"):
+        _C._fused_sgd_([lepton.ones(3)], [lepton.ones(3)], [], lr=0.1, masters=[lepton.ones(3)])
+    with pytest.raises(TypeError, match=r"masters\[0\] has dtype bfloat16 but it must be float32"):
+        _C._fused_sgd_(p, p, [], lr=0.1, masters=p)
+    with pytest.raises(TypeError, match=r"exp_avgs\[0\] has dtype bfloat16 but it must be float32"):
+        _C._fused_adam_(p, p, p, [lepton.ones(3)], [], [1], lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.0,
+                        eps=1e-8, masters=[lepton.ones(3)])
+    with pytest.raises(ValueError, match="expected 1 masters"):
+        _C._fused_sgd_(p, p, [], lr=0.1, masters=[lepton.ones(3), lepton.ones(3)])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
@@ -429,12 +592,69 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm, dtype):
             np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6, atol=1e-7)
 
 
-def test_clip_grad_norm_nonfinite_and_empty():
-    w = lepton.nn.Parameter(lepton.ones(3))
-    w.grad = lepton.tensor([1.0, float("inf"), 0.0])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_clip_grad_norm_low_precision_matches_torch(norm_type, dtype):
+    (ldtype, tdtype), rng = LOW[dtype], np.random.default_rng(3)
+    lp = [lepton.nn.Parameter(lepton.zeros(s, dtype=ldtype)) for s in MIXED_SHAPES]
+    tp = [torch.nn.Parameter(torch.zeros(s, dtype=tdtype)) for s in MIXED_SHAPES]
+    for a, b in zip(lp, tp):
+        g = rng.standard_normal(tuple(a.shape)).astype(np.float32)
+        a.grad, b.grad = lepton.tensor(g).to(dtype=ldtype), torch.tensor(g).to(tdtype)
+    total = lepton.nn.utils.clip_grad_norm_(lp, 0.5, norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_(tp, 0.5, norm_type)
+    assert total.dtype.name == dtype
+    # both round the exact norm to the 16-bit dtype; torch's per-tensor 16-bit norms add a rounding
+    assert float(total) == pytest.approx(float(ttotal), rel=2e-2)
+    for a, b in zip(lp, tp):
+        np.testing.assert_allclose(a.grad.float().numpy(), b.grad.float().numpy(), rtol=2e-2, atol=1e-3)
+
+
+def test_clip_grad_norm_mixed_dtypes_and_inputs():
+    # one norm over grads of several dtypes (one fused pass per dtype); a single tensor or a
+    # generator are accepted like torch; params without grads are skipped; foreach is accepted
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal(n).astype(np.float32) for n in (5, 300, 7)]
+    lp = [lepton.nn.Parameter(lepton.tensor(a).to(dtype=d)) for a, d in
+          zip(arrays, (lepton.float32, lepton.float64, lepton.float32))]
+    tp = [torch.nn.Parameter(torch.tensor(a).to(d)) for a, d in zip(arrays, (torch.float32, torch.float64, torch.float32))]
+    for a, b in zip(lp, tp):
+        a.grad, b.grad = a.detach().clone(), b.detach().clone()
+    total = lepton.nn.utils.clip_grad_norm_((p for p in lp), 1.0, foreach=True)
+    ttotal = torch.nn.utils.clip_grad_norm_((p for p in tp), 1.0, foreach=True)
+    assert float(total) == pytest.approx(float(ttotal), rel=1e-6)
+    for a, b in zip(lp, tp):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-6)
+    w, tw = lepton.nn.Parameter(lepton.tensor([3.0, 4.0])), torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+    w.grad, tw.grad = lepton.tensor([3.0, 4.0]), torch.tensor([3.0, 4.0])
+    assert float(lepton.nn.utils.clip_grad_norm_(w, 1.0)) == float(torch.nn.utils.clip_grad_norm_(tw, 1.0)) == 5.0
+    np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
+def test_clip_grad_norm_nonfinite(bad, norm_type):
+    values = [1.0, bad, 0.0]
+    w, tw = lepton.nn.Parameter(lepton.ones(3)), torch.nn.Parameter(torch.ones(3))
+    w.grad, tw.grad = lepton.tensor(values), torch.tensor(values)
     with pytest.raises(RuntimeError, match="non-finite"):
-        lepton.nn.utils.clip_grad_norm_([w], 1.0, error_if_nonfinite=True)
+        lepton.nn.utils.clip_grad_norm_([w], 1.0, norm_type, error_if_nonfinite=True)
+    with pytest.raises(RuntimeError, match="non-finite"):
+        torch.nn.utils.clip_grad_norm_([tw], 1.0, norm_type, error_if_nonfinite=True)
+    # without the check both scale by the non-finite norm's coefficient
+    total = lepton.nn.utils.clip_grad_norm_([w], 1.0, norm_type)
+    ttotal = torch.nn.utils.clip_grad_norm_([tw], 1.0, norm_type)
+    np.testing.assert_array_equal(float(total), float(ttotal))
+    np.testing.assert_array_equal(w.grad.numpy(), tw.grad.numpy())
+
+
+def test_clip_grad_norm_empty():
     assert float(lepton.nn.utils.clip_grad_norm_([lepton.nn.Parameter(lepton.ones(2))], 1.0)) == 0.0
+    assert float(lepton.nn.utils.clip_grad_norm_([], 1.0)) == 0.0
+    with pytest.raises(ValueError, match="norm_type must be positive"):
+        w = lepton.nn.Parameter(lepton.ones(2))
+        w.grad = lepton.ones(2)
+        lepton.nn.utils.clip_grad_norm_([w], 1.0, norm_type=0)
 
 
 def test_clip_grad_value_matches_torch():

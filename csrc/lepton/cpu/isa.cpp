@@ -7,6 +7,7 @@
 #include "lepton/ops/conv_kernels.h"
 #include "lepton/ops/int8_kernels.h"
 #include "lepton/ops/norm_kernels.h"
+#include "lepton/ops/optim_kernels.h"
 #include "lepton/ops/pool_kernels.h"
 
 namespace lepton::cpu {

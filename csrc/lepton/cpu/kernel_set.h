@@ -10,6 +10,7 @@ struct PoolKernels;
 struct NormKernels;
 struct AttentionKernels;
 struct Int8GemmKernels;
+struct OptimizerKernels;
 }  // namespace lepton
 
 namespace lepton::cpu {

@@ -15,7 +15,5 @@ KernelTable<RandomFn> random_kernels("random");
 KernelTable<RowsFn> rows_kernels("rows");
 KernelTable<GemmFn> gemm_kernels("gemm");
 KernelTable<const SoftmaxKernels*> softmax_kernels("softmax");
-KernelTable<const OptimizerKernels*> optimizer_kernels("optimizer");
-KernelTable<const OptimizerKernels*> optimizer_reference_kernels("optimizer (reference)");
 
 }  // namespace lepton

@@ -93,59 +93,6 @@ struct GemmArgs {
   Activation act = Activation::None;
 };
 
-// Fused optimizer steps over a list of `count` contiguous tensors of one dtype: tensor t has
-// numel[t] elements and one pointer in each array (arrays an option does not use are null).
-// Every tensor of the list is updated in one pass over its memory, following torch's
-// single-tensor formulas op for op (scalars are rounded to the arithmetic type as torch does).
-struct ListSizes {
-  int64_t count = 0;
-  const int64_t* numel = nullptr;
-};
-
-struct SgdArgs {
-  ListSizes list;
-  void* const* param = nullptr;
-  const void* const* grad = nullptr;
-  void* const* momentum_buffer = nullptr;  // null when momentum == 0
-  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
-  bool nesterov = false, maximize = false;
-  bool first_step = false;  // the buffers are new: buf = grad, without dampening
-};
-
-struct AdamArgs {
-  ListSizes list;
-  void* const* param = nullptr;
-  const void* const* grad = nullptr;
-  void* const* exp_avg = nullptr;
-  void* const* exp_avg_sq = nullptr;
-  void* const* max_exp_avg_sq = nullptr;      // null unless amsgrad
-  const double* step_size = nullptr;          // per tensor: lr / (1 - beta1^step)
-  const double* bias_correction2_sqrt = nullptr;  // per tensor: sqrt(1 - beta2^step)
-  double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
-  bool decoupled_weight_decay = false;  // AdamW: p *= 1 - lr * wd; Adam: g += wd * p
-  bool maximize = false;
-};
-
-// sum |x|^p over every element of the list (max |x| for p = inf), accumulated in double.
-struct NormArgs {
-  ListSizes list;
-  const void* const* data = nullptr;
-  double p = 2;
-};
-
-struct ScaleArgs {  // x *= scale for every tensor of the list
-  ListSizes list;
-  void* const* data = nullptr;
-  double scale = 1;
-};
-
-struct OptimizerKernels {
-  void (*sgd)(const SgdArgs&);
-  void (*adam)(const AdamArgs&);
-  double (*norm)(const NormArgs&);
-  void (*scale)(const ScaleArgs&);
-};
-
 // Softmax along the rows of a contiguous [rows, cols] block. Forward: out = f(x). Backward:
 // x is the forward's output y, grad is dL/dy and out receives dL/dx.
 enum class SoftmaxOp : uint8_t { Softmax, LogSoftmax };
@@ -201,7 +148,5 @@ extern KernelTable<RandomFn> random_kernels;
 extern KernelTable<RowsFn> rows_kernels;
 extern KernelTable<GemmFn> gemm_kernels;
 extern KernelTable<const SoftmaxKernels*> softmax_kernels;
-extern KernelTable<const OptimizerKernels*> optimizer_kernels;
-extern KernelTable<const OptimizerKernels*> optimizer_reference_kernels;  // scalar loops, for tests
 
 }  // namespace lepton

@@ -101,28 +101,4 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
 Tensor bmm(const Tensor& a, const Tensor& b);     // [B, M, K] · [B, K, N]
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta, double alpha);
 
-// ---- optimizers (optim.cpp): one fused in-place step over whole lists of tensors
-struct SgdOptions {
-  double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
-  bool nesterov = false, maximize = false;
-  bool first_step = false;  // momentum buffers are new (buf = grad)
-  bool reference = false;   // the serial reference kernel, for tests
-};
-struct AdamOptions {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
-  bool amsgrad = false, maximize = false;
-  bool decoupled_weight_decay = false;  // AdamW
-  bool reference = false;
-};
-// momentum_buffers: one per param, or empty when momentum == 0.
-void fused_sgd_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                const std::vector<Tensor>& momentum_buffers, const SgdOptions& options);
-// steps: each param's step count including this step; max_exp_avg_sqs empty unless amsgrad.
-void fused_adam_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avgs,
-                 const std::vector<Tensor>& exp_avg_sqs, const std::vector<Tensor>& max_exp_avg_sqs,
-                 const std::vector<int64_t>& steps, const AdamOptions& options);
-// The norm of all the tensors' elements taken together (the p-norm; max |x| for p = inf).
-double norm_of_list(const std::vector<Tensor>& tensors, double norm_type, bool reference = false);
-void scale_list_(const std::vector<Tensor>& tensors, double scale, bool reference = false);
-
 }  // namespace lepton::ops

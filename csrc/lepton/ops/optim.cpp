@@ -2,14 +2,20 @@
 // one floating dtype and device, contiguous), gather their pointers and call one kernel for
 // the whole list. Tensors are updated in place, outside autograd, as torch's optimizers do
 // under no_grad; each one's version is bumped so stale saved tensors are still detected.
+#include "lepton/ops/optim.h"
+
 #include <cmath>
-#include <string>
+#include <optional>
 
 #include "lepton/core/error.h"
 #include "lepton/ops/iter.h"
-#include "lepton/ops/ops.h"
 
-namespace lepton::ops {
+namespace lepton {
+
+KernelTable<const OptimizerKernels*> optimizer_kernels("optimizer");
+KernelTable<const OptimizerKernels*> optimizer_reference_kernels("optimizer (reference)");
+
+namespace ops {
 
 namespace {
 
@@ -23,12 +29,14 @@ class ListPack {
       LEPTON_CHECK(t.defined(), Value, op, ": ", first_name, "[", i, "] is None");
       LEPTON_CHECK(is_floating(t.dtype()), Type, op, ": ", first_name, "[", i, "] has dtype ",
                    dtype_name(t.dtype()), "; optimizers need floating-point tensors");
-      check_one(t, first_name, i);
+      check_one(t, first_name, i, t.dtype());
       numel_.push_back(t.numel());
     }
   }
-  // Pointers of a list parallel to the first one (same length, shapes, dtype, device).
-  std::vector<void*> add(const std::vector<Tensor>& list, const char* name, bool written = true) {
+  // Pointers of a list parallel to the first one (same length, shapes and device; the first
+  // list's dtype unless `dtype` is given).
+  std::vector<void*> add(const std::vector<Tensor>& list, const char* name, bool written = true,
+                         std::optional<DType> dtype = std::nullopt) {
     LEPTON_CHECK(list.size() == first_.size(), Value, op_, ": expected ", first_.size(), " ", name, " (one per param), got ",
                  list.size());
     std::vector<void*> ptrs(list.size());
@@ -37,7 +45,7 @@ class ListPack {
       LEPTON_CHECK(t.defined(), Value, op_, ": ", name, "[", i, "] is None");
       LEPTON_CHECK(t.shape() == first_[i].shape(), Value, op_, ": ", name, "[", i, "] has shape ", shape_str(t.shape()),
                    " but params[", i, "] has shape ", shape_str(first_[i].shape()));
-      check_one(t, name, i);
+      check_one(t, name, i, dtype.value_or(this->dtype()));
       ptrs[i] = t.data_ptr();
       if (written) t.bump_version();
     }
@@ -53,10 +61,11 @@ class ListPack {
   }
 
  private:
-  void check_one(const Tensor& t, const char* name, size_t i) const {
+  void check_one(const Tensor& t, const char* name, size_t i, DType dtype) const {
     const Tensor& ref = first_[0];
-    LEPTON_CHECK(t.dtype() == ref.dtype(), Type, op_, ": ", name, "[", i, "] has dtype ", dtype_name(t.dtype()),
-                 " but params[0] has ", dtype_name(ref.dtype()), " (one call takes one dtype)");
+    LEPTON_CHECK(t.dtype() == dtype, Type, op_, ": ", name, "[", i, "] has dtype ", dtype_name(t.dtype()), " but ",
+                 dtype == ref.dtype() ? "params[0] has " : "it must be ", dtype_name(dtype),
+                 dtype == ref.dtype() ? " (one call takes one dtype)" : "");
     LEPTON_CHECK(t.device() == ref.device(), Value, op_, ": ", name, "[", i, "] is on ", t.device().str(),
                  " but params[0] is on ", ref.device().str());
     LEPTON_CHECK(t.is_contiguous(), Value, op_, ": ", name, "[", i, "] of shape ", shape_str(t.shape()),
@@ -68,52 +77,65 @@ class ListPack {
   std::vector<int64_t> numel_;
 };
 
+// The states' dtype: float32 with master weights (which only 16-bit params may have).
+std::optional<DType> state_dtype(const char* op, const ListPack& pack, const std::vector<Tensor>& masters) {
+  if (masters.empty()) return std::nullopt;
+  LEPTON_CHECK(pack.dtype() == DType::Float16 || pack.dtype() == DType::BFloat16, Type, op,
+               ": master weights are for float16 and bfloat16 params, but params have dtype ",
+               dtype_name(pack.dtype()));
+  return DType::Float32;
+}
+
 }  // namespace
 
 void fused_sgd_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                const std::vector<Tensor>& momentum_buffers, const SgdOptions& o) {
+                const std::vector<Tensor>& momentum_buffers, const std::vector<Tensor>& masters,
+                const SgdHyper& options, bool reference) {
   const char* op = "_fused_sgd_";
-  LEPTON_CHECK(o.momentum != 0 || momentum_buffers.empty(), Value, op, ": momentum is 0 but momentum buffers were given");
-  LEPTON_CHECK(!o.nesterov || (o.momentum > 0 && o.dampening == 0), Value, op,
+  LEPTON_CHECK(options.momentum != 0 || momentum_buffers.empty(), Value, op,
+               ": momentum is 0 but momentum buffers were given");
+  LEPTON_CHECK(!options.nesterov || (options.momentum > 0 && options.dampening == 0), Value, op,
                ": nesterov momentum requires a momentum and zero dampening");
   ListPack pack(op, params, "params");
   if (pack.empty()) return;
-  std::vector<void*> p = pack.add(params, "params"), g = pack.add(grads, "grads", false), buf;
-  if (o.momentum != 0) buf = pack.add(momentum_buffers, "momentum_buffers");
+  const std::optional<DType> state = state_dtype(op, pack, masters);
+  std::vector<void*> p = pack.add(params, "params"), g = pack.add(grads, "grads", false), buf, master;
+  if (options.momentum != 0) buf = pack.add(momentum_buffers, "momentum_buffers", true, state);
+  if (state) master = pack.add(masters, "masters", true, state);
   SgdArgs a;
   a.list = pack.sizes();
   a.param = p.data();
   a.grad = g.data();
   a.momentum_buffer = buf.empty() ? nullptr : buf.data();
-  a.lr = o.lr;
-  a.momentum = o.momentum;
-  a.dampening = o.dampening;
-  a.weight_decay = o.weight_decay;
-  a.nesterov = o.nesterov;
-  a.maximize = o.maximize;
-  a.first_step = o.first_step;
-  pack.kernels(o.reference).sgd(a);
+  a.master = master.empty() ? nullptr : master.data();
+  a.h = options;
+  pack.kernels(reference).sgd(a);
 }
 
 void fused_adam_(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avgs,
                  const std::vector<Tensor>& exp_avg_sqs, const std::vector<Tensor>& max_exp_avg_sqs,
-                 const std::vector<int64_t>& steps, const AdamOptions& o) {
-  const char* op = o.decoupled_weight_decay ? "_fused_adamw_" : "_fused_adam_";
-  LEPTON_CHECK(o.amsgrad || max_exp_avg_sqs.empty(), Value, op, ": max_exp_avg_sqs given without amsgrad");
-  LEPTON_CHECK(0 <= o.beta1 && o.beta1 < 1 && 0 <= o.beta2 && o.beta2 < 1, Value, op, ": betas must be in [0, 1), got (",
-               o.beta1, ", ", o.beta2, ")");
+                 const std::vector<Tensor>& masters, const std::vector<int64_t>& steps, const AdamHyper& options,
+                 bool reference) {
+  const char* op = options.decoupled_weight_decay ? "_fused_adamw_" : "_fused_adam_";
+  LEPTON_CHECK(options.amsgrad || max_exp_avg_sqs.empty(), Value, op, ": max_exp_avg_sqs given without amsgrad");
+  const double beta1 = options.beta1, beta2 = options.beta2;
+  LEPTON_CHECK(0 <= beta1 && beta1 < 1 && 0 <= beta2 && beta2 < 1, Value, op, ": betas must be in [0, 1), got (", beta1,
+               ", ", beta2, ")");
   ListPack pack(op, params, "params");
   LEPTON_CHECK(steps.size() == params.size(), Value, op, ": expected ", params.size(), " state_steps, got ", steps.size());
   if (pack.empty()) return;
+  const std::optional<DType> state = state_dtype(op, pack, masters);
   std::vector<void*> p = pack.add(params, "params"), g = pack.add(grads, "grads", false),
-                     m = pack.add(exp_avgs, "exp_avgs"), v = pack.add(exp_avg_sqs, "exp_avg_sqs"), vmax;
-  if (o.amsgrad) vmax = pack.add(max_exp_avg_sqs, "max_exp_avg_sqs");
+                     m = pack.add(exp_avgs, "exp_avgs", true, state), v = pack.add(exp_avg_sqs, "exp_avg_sqs", true, state),
+                     vmax, master;
+  if (options.amsgrad) vmax = pack.add(max_exp_avg_sqs, "max_exp_avg_sqs", true, state);
+  if (state) master = pack.add(masters, "masters", true, state);
   // torch's bias corrections, in double, per tensor (a group's tensors may differ in steps)
   std::vector<double> step_size(steps.size()), bc2_sqrt(steps.size());
   for (size_t i = 0; i < steps.size(); ++i) {
     LEPTON_CHECK(steps[i] >= 1, Value, op, ": state_steps[", i, "] is ", steps[i], "; steps count from 1");
-    step_size[i] = o.lr / (1 - std::pow(o.beta1, double(steps[i])));
-    bc2_sqrt[i] = std::pow(1 - std::pow(o.beta2, double(steps[i])), 0.5);
+    step_size[i] = options.lr / (1 - std::pow(beta1, double(steps[i])));
+    bc2_sqrt[i] = std::pow(1 - std::pow(beta2, double(steps[i])), 0.5);
   }
   AdamArgs a;
   a.list = pack.sizes();
@@ -121,17 +143,12 @@ void fused_adam_(const std::vector<Tensor>& params, const std::vector<Tensor>& g
   a.grad = g.data();
   a.exp_avg = m.data();
   a.exp_avg_sq = v.data();
-  a.max_exp_avg_sq = o.amsgrad ? vmax.data() : nullptr;
+  a.max_exp_avg_sq = options.amsgrad ? vmax.data() : nullptr;
+  a.master = master.empty() ? nullptr : master.data();
   a.step_size = step_size.data();
   a.bias_correction2_sqrt = bc2_sqrt.data();
-  a.lr = o.lr;
-  a.beta1 = o.beta1;
-  a.beta2 = o.beta2;
-  a.eps = o.eps;
-  a.weight_decay = o.weight_decay;
-  a.decoupled_weight_decay = o.decoupled_weight_decay;
-  a.maximize = o.maximize;
-  pack.kernels(o.reference).adam(a);
+  a.h = options;
+  pack.kernels(reference).adam(a);
 }
 
 double norm_of_list(const std::vector<Tensor>& tensors, double norm_type, bool reference) {
@@ -161,4 +178,5 @@ void scale_list_(const std::vector<Tensor>& tensors, double scale, bool referenc
   pack.kernels(reference).scale(a);
 }
 
-}  // namespace lepton::ops
+}  // namespace ops
+}  // namespace lepton

@@ -14,14 +14,19 @@ def _grads(parameters):
     return [p.grad for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
     """Scales all the gradients together so that their joint norm is at most max_norm; returns
-    that norm (before clipping) as a 0-d tensor. One fused norm pass, then one fused scale."""
+    that norm (before clipping) as a 0-d tensor of the grads' dtype, on their device, like torch.
+    One fused pass computes the norm of all the grads of one device and dtype, another scales
+    them (always, by min(max_norm / (norm + 1e-6), 1) as torch does). Params without a grad
+    are skipped; none at all gives tensor(0.). `foreach` is accepted for torch's signature: the
+    fused multi-tensor path is the only one."""
+    del foreach
     grads = _grads(parameters)
     if not grads:
         return tensor(0.0)
     norm_type = float(norm_type)
-    dtype = grads[0].dtype
+    dtype, device = grads[0].dtype, grads[0].device
     batches = {}
     for g in grads:  # one fused call per device and dtype
         batches.setdefault((str(g.device), g.dtype.name), []).append(g)
@@ -37,7 +42,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     with no_grad():
         for batch in batches.values():
             _C._foreach_mul_(batch, coef)
-    return total_t
+    return total_t if device.type == "cpu" else total_t.to(device)
 
 
 def clip_grad_value_(parameters, clip_value):

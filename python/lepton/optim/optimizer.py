@@ -4,9 +4,20 @@ state_dict format ({"state": {param index: {...}}, "param_groups": [{..., "param
 Differences from torch: state["step"] is a Python int (torch keeps a 0-d tensor; a tensor
 step is accepted by load_state_dict), and load_state_dict copies the state tensors, so a
 loaded optimizer never shares memory with the one that saved.
+
+Master weights (SGD, Adam, AdamW; torch has no equivalent option): with the group option
+`master_weights=True` (the default), a float16 or bfloat16 param gets a float32 copy,
+state["master_weight"], made from the param at its first step. Every step updates that copy
+from the 16-bit grad (the optimizer's state buffers are float32 too) and writes it, rounded to
+nearest even, back to the param in the same kernel pass, so that updates smaller than the
+param's rounding step accumulate instead of being lost. The master is the weight being
+trained: a param changed outside the optimizer (e.g. a model checkpoint loaded after the
+optimizer's first step) must also be loaded into the optimizer's state, or the next step
+overwrites it. `master_weights=False` steps the 16-bit param directly (float32 arithmetic,
+one rounding per step, 16-bit state). The masters are saved in state_dict like any state.
 """
 
-from lepton._C import Tensor
+from lepton._C import Tensor, dtype
 from lepton.autograd import enable_grad, no_grad
 
 
@@ -112,10 +123,11 @@ class Optimizer:
         for mine, saved in zip(self.param_groups, groups):
             by_index.update(zip(saved["params"], mine["params"]))
             mine.update({k: v for k, v in saved.items() if k != "params"})
+        group_of = {id(p): g for g in self.param_groups for p in g["params"]}
         self.state = {}
         for i, s in state_dict["state"].items():
             p = by_index[int(i)]
-            self.state[p] = {k: _load_value(k, v, p) for k, v in s.items()}
+            self.state[p] = {k: _load_value(k, v, p, state_dtype(group_of[id(p)], p)) for k, v in s.items()}
 
 
 def _ordered(params):
@@ -125,13 +137,33 @@ def _ordered(params):
     return list(params)
 
 
-def _load_value(key, value, param):
+def _load_value(key, value, param, floating_dtype):
     if key == "step":
         return int(value.item()) if isinstance(value, Tensor) else int(value)
-    if isinstance(value, Tensor):  # floating state follows its param's dtype and device
-        dtype = param.dtype if value.is_floating_point() else value.dtype
-        return value.to(param.device, dtype, copy=True)
+    if isinstance(value, Tensor):  # floating state takes the dtype its param's steps use
+        target = floating_dtype if value.is_floating_point() else value.dtype
+        return value.to(param.device, target, copy=True)
     return value
+
+
+def uses_master(group, param):
+    return group.get("master_weights", False) and param.dtype.name in ("float16", "bfloat16")
+
+
+def state_dtype(group, param):
+    """The dtype of param's state buffers: float32 when it has a master weight."""
+    return dtype.float32 if uses_master(group, param) else param.dtype
+
+
+def masters_of(optimizer, group, params):
+    """The float32 master weights of a list of one dtype (made on first use), or [] if it has none."""
+    if not uses_master(group, params[0]):
+        return []
+    states = [optimizer.state.setdefault(p, {}) for p in params]
+    for p, state in zip(params, states):
+        if "master_weight" not in state:
+            state["master_weight"] = p.detach().to(p.device, dtype.float32, copy=True)
+    return [state["master_weight"] for state in states]
 
 
 def by_device_and_dtype(params):

@@ -1,10 +1,10 @@
-// Fused multi-tensor optimizer steps (SGD, Adam/AdamW), the global norm of a tensor list and
-// its in-place scaling. The fast kernels share the concatenation of all the tensors among the
-// threads (one parallel region per call, however many tensors) and vectorise the loop over
-// each tensor's part; the reference kernels run the same per-element update in plain serial
-// loops. Built with -ffp-contract=off: torch's CPU ops round every step.
+// Fused multi-tensor optimizer steps (SGD, Adam/AdamW, with or without float32 master weights),
+// the global norm of a tensor list and its in-place scaling. The fast kernels share the
+// concatenation of all the tensors among the threads (one parallel region per call, however
+// many tensors) and vectorise the loop over each tensor's part; the reference kernels run the
+// same per-element updates (ops/optim_rules.h) in plain serial loops. Built with
+// -ffp-contract=off: torch's CPU ops round every step.
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "lepton/cpu/kernels/common.h"
@@ -38,7 +38,8 @@ void visit(const std::vector<int64_t>& start, int64_t b, int64_t e, F&& f) {
   }
 }
 
-// Calls g(chunk, begin, end) for every chunk of [0, total), in parallel.
+// Calls g(chunk, begin, end) for every chunk of [0, total), in parallel; a list smaller than
+// kParallelGrain in all runs on the calling thread, however many tensors it has.
 template <class G>
 void for_each_chunk(int64_t total, G&& g) {
   const int64_t nchunks = (total + kChunk - 1) / kChunk;
@@ -59,83 +60,40 @@ void for_each_part(const ListSizes& list, F&& f) {
   }
 }
 
-// The loop over one part: vectorised in the fast kernels, a plain loop in the reference.
-template <bool Fast, class Step>
-LEPTON_SIMD_INLINE void run_part(int64_t b, int64_t e, const Step& step) {
-  if constexpr (Fast) {
+// Applies an update (optim_rules.h) to every element of the list: vectorised loops in the
+// fast kernels, plain ones in the reference.
+template <bool Fast, class Update, class Args>
+void apply(const Args& a, const typename Update::Scalars& s) {
+  for_each_part<Fast>(a.list, [&](int64_t t, int64_t b, int64_t e) {
+    const Update u(slot_of(a, t), s);
+    if constexpr (Fast) {
 #pragma omp simd
-    for (int64_t i = b; i < e; ++i) step(i);
-  } else {
-    for (int64_t i = b; i < e; ++i) step(i);
-  }
-}
-
-template <class T> T* ptr(void* const* a, int64_t t) { return static_cast<T*>(a[t]); }
-template <class T> const T* ptr(const void* const* a, int64_t t) { return static_cast<const T*>(a[t]); }
-
-template <class T, bool Fast, bool Momentum, bool Nesterov, bool FirstStep, Decay D>
-void sgd_impl(const SgdArgs& a) {
-  using A = acc_t<T>;
-  const SgdScalars<A> s{A(a.lr), A(a.weight_decay), A(a.momentum), A(1 - a.dampening), a.maximize ? A(-1) : A(1)};
-  for_each_part<Fast>(a.list, [&](int64_t t, int64_t b, int64_t e) {
-    T* p = ptr<T>(a.param, t);
-    const T* g = ptr<T>(a.grad, t);
-    T* buf = Momentum ? ptr<T>(a.momentum_buffer, t) : nullptr;
-    run_part<Fast>(b, e, [=](int64_t i) LEPTON_SIMD_INLINE_LAMBDA {
-      A m = Momentum && !FirstStep ? load(buf[i]) : A(0);
-      p[i] = store<T>(sgd_step<A, Momentum, Nesterov, FirstStep, D>(load(p[i]), load(g[i]), m, s));
-      if constexpr (Momentum) buf[i] = store<T>(m);
-    });
-  });
-}
-
-template <class T, bool Fast, bool Amsgrad, Decay D>
-void adam_impl(const AdamArgs& a) {
-  using A = acc_t<T>;
-  const AdamScalars<A> s{A(a.weight_decay), A(1 - a.lr * a.weight_decay), A(a.eps),  A(1 - a.beta1),
-                         A(a.beta2),        A(1 - a.beta2),                a.maximize ? A(-1) : A(1)};
-  for_each_part<Fast>(a.list, [&](int64_t t, int64_t b, int64_t e) {
-    T* p = ptr<T>(a.param, t);
-    const T* g = ptr<T>(a.grad, t);
-    T* m = ptr<T>(a.exp_avg, t);
-    T* v = ptr<T>(a.exp_avg_sq, t);
-    T* vmax = Amsgrad ? ptr<T>(a.max_exp_avg_sq, t) : nullptr;
-    const A neg_step = A(-a.step_size[t]), bc2 = A(a.bias_correction2_sqrt[t]);
-    run_part<Fast>(b, e, [=](int64_t i) LEPTON_SIMD_INLINE_LAMBDA {
-      A mi = load(m[i]), vi = load(v[i]), vmi = Amsgrad ? load(vmax[i]) : A(0);
-      p[i] = store<T>(adam_step<A, Amsgrad, D>(load(p[i]), load(g[i]), mi, vi, vmi, neg_step, bc2, s));
-      m[i] = store<T>(mi);
-      v[i] = store<T>(vi);
-      if constexpr (Amsgrad) vmax[i] = store<T>(vmi);
-    });
+      for (int64_t i = b; i < e; ++i) u(i);
+    } else {
+      for (int64_t i = b; i < e; ++i) u(i);
+    }
   });
 }
 
 template <class T, bool Fast>
 void sgd(const SgdArgs& a) {
-  const Decay d = a.weight_decay != 0 ? Decay::L2 : Decay::None;
-  auto pick = [&](auto mom, auto nest, auto first) {
-    constexpr bool M = decltype(mom)::value, N = decltype(nest)::value, F = decltype(first)::value;
-    (d == Decay::L2 ? sgd_impl<T, Fast, M, N, F, Decay::L2> : sgd_impl<T, Fast, M, N, F, Decay::None>)(a);
-  };
-  using yes = std::true_type;
-  using no = std::false_type;
-  if (a.momentum == 0) return pick(no{}, no{}, no{});
-  if (a.first_step) return a.nesterov ? pick(yes{}, yes{}, yes{}) : pick(yes{}, no{}, yes{});
-  a.nesterov ? pick(yes{}, yes{}, no{}) : pick(yes{}, no{}, no{});
+  with_sgd_update<T>(a, [&](auto tag) {
+    using U = typename decltype(tag)::type;
+    apply<Fast, U>(a, sgd_scalars<typename U::A>(a.h));
+  });
 }
 
 template <class T, bool Fast>
 void adam(const AdamArgs& a) {
-  const bool ams = a.max_exp_avg_sq != nullptr;
-  const Decay d = a.weight_decay == 0 ? Decay::None : a.decoupled_weight_decay ? Decay::Decoupled : Decay::L2;
-  auto pick = [&](auto amsgrad) {
-    constexpr bool M = decltype(amsgrad)::value;
-    (d == Decay::None ? adam_impl<T, Fast, M, Decay::None>
-     : d == Decay::L2 ? adam_impl<T, Fast, M, Decay::L2>
-                      : adam_impl<T, Fast, M, Decay::Decoupled>)(a);
-  };
-  ams ? pick(std::true_type{}) : pick(std::false_type{});
+  with_adam_update<T>(a, [&](auto tag) {
+    using U = typename decltype(tag)::type;
+    apply<Fast, U>(a, adam_scalars<typename U::A>(a.h));
+  });
+}
+
+template <class T, bool Fast>
+void scale(const ScaleArgs& a) {
+  apply<Fast, ScaleUpdate<T>>(a, acc_t<T>(a.scale));
 }
 
 // Chunks sum into their own slots, added in order: the result does not depend on the threads.
@@ -144,7 +102,7 @@ double norm_impl(const NormArgs& a) {
   constexpr int kLanes = 16;  // independent accumulators hide the add latency
   const double p = a.p;
   auto part = [&](double& acc, int64_t t, int64_t b, int64_t e) {
-    const T* x = ptr<T>(a.data, t);
+    const T* x = static_cast<const T*>(a.data[t]);
     int64_t i = b;
     if constexpr (Fast) {
       double lanes[kLanes] = {};
@@ -171,20 +129,7 @@ double norm_impl(const NormArgs& a) {
 
 template <class T, bool Fast>
 double norm(const NormArgs& a) {
-  if (a.p == 2) return norm_impl<T, Fast, NormKind::Two>(a);
-  if (a.p == 1) return norm_impl<T, Fast, NormKind::One>(a);
-  if (a.p == std::numeric_limits<double>::infinity()) return norm_impl<T, Fast, NormKind::Inf>(a);
-  return norm_impl<T, Fast, NormKind::General>(a);
-}
-
-template <class T, bool Fast>
-void scale(const ScaleArgs& a) {
-  using A = acc_t<T>;
-  const A s = A(a.scale);
-  for_each_part<Fast>(a.list, [&](int64_t t, int64_t b, int64_t e) {
-    T* x = ptr<T>(a.data, t);
-    run_part<Fast>(b, e, [=](int64_t i) LEPTON_SIMD_INLINE_LAMBDA { x[i] = store<T>(load(x[i]) * s); });
-  });
+  return with_norm_kind(a.p, [&](auto kind) { return norm_impl<T, Fast, decltype(kind)::value>(a); });
 }
 
 template <class T, bool Fast>
