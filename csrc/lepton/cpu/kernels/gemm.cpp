@@ -1,11 +1,14 @@
 // Float32/float64 GEMM with a fused bias + activation epilogue (the contract is GemmArgs in
 // ops/kernels.h); float16/bfloat16 run the float32 kernel on operands widened while packed
-// (gemm_16bit). BLIS-style: B is packed into kc×NR panels shared by the threads, A into MR×kc
-// panels per thread, and a register-blocked microkernel multiplies one A panel by one B panel
-// into an MR×NR tile that the epilogue adds into C. Threads split each block of C into
-// (row block × column group) tasks, so small-M shapes still use every thread. The naive triple
-// loop gemm_reference stays beside it as the oracle for tests (LEPTON_GEMM=reference).
+// (gemm_16bit), except bfloat16 on CPUs with AVX512-BF16, where Bf16Kernel multiplies packed
+// bf16 pairs with vdpbf16ps into float32 accumulators. BLIS-style: B is packed into kc×NR
+// panels shared by the threads, A into MR×kc panels per thread, and a register-blocked
+// microkernel multiplies one A panel by one B panel into an MR×NR tile that the epilogue adds
+// into C. Threads split each block of C into (row block × column group) tasks, so small-M
+// shapes still use every thread. The naive triple loop gemm_reference stays beside it as the
+// oracle for tests (LEPTON_GEMM=reference).
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <vector>
@@ -71,7 +74,9 @@ constexpr int kSimdMR = 6, kSimdNV = 2;  // 12 accumulators + 2 B vectors + 1 br
 // Float32 with intrinsics: MR rows × NV vectors, all accumulators in registers.
 template <int MR, int NV>
 struct SimdKernel {
-  using T = float;
+  using T = float;  // C's type
+  using P = float;  // the packed panels' type
+  static constexpr int kGroup = 1;  // k values per packed element group
   static constexpr int kMR = MR, kNR = NV * Simd::kWidth;
   static void run(int64_t kc, const float* a, const float* b, float* tile) {
     typename Simd::V acc[MR][NV];
@@ -127,6 +132,8 @@ int64_t pack_transposed(const float* src, int64_t cs, int64_t kc, int64_t nr, fl
 template <class T_, int MR, int NR>
 struct GenericKernel {
   using T = T_;
+  using P = T_;
+  static constexpr int kGroup = 1;
   static constexpr int kMR = MR, kNR = NR;
   static void run(int64_t kc, const T* a, const T* b, T* tile) {
     T acc[MR][NR] = {};
@@ -196,6 +203,89 @@ void pack_panel(const S* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, T*
   }
 }
 
+#if defined(__AVX512F__)
+// ---- bfloat16 with vdpbf16ps, which adds two bf16 products (k, k+1) into each float32 lane at
+// twice the rate of float32 FMAs. Panels hold k in pairs: A as [k/2][MR] 32-bit words (one
+// broadcast per row), B as [k/2][NR] words of two bf16 (k even in the low half); an odd K ends
+// with a zero pair half in both. Compiled for AVX512-BF16 only here and used only where cpuid
+// reports it (fill_gemm), so the rest of this kernel set still runs on AVX-512 CPUs without it.
+struct Bf16Kernel {
+  using T = float;
+  using P = uint16_t;
+  static constexpr int kGroup = 2, kMR = 8, kNR = kSimdNV * 16;  // 16 accumulators; MR = 8 divides common M
+  __attribute__((target("avx512bf16"))) static void run(int64_t kc, const uint16_t* a, const uint16_t* b,
+                                                        float* tile) {
+    using Word = int32_t __attribute__((may_alias));
+    __m512 acc[kMR][kSimdNV];
+#pragma GCC unroll 32
+    for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < kSimdNV; ++v) acc[i][v] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0, np = ceil_div(kc, 2); p < np; ++p, a += 2 * kMR, b += 2 * kNR) {
+      __m512bh bv[kSimdNV];
+#pragma GCC unroll 8
+      for (int v = 0; v < kSimdNV; ++v) bv[v] = (__m512bh)_mm512_load_si512(b + v * 32);
+#pragma GCC unroll 32
+      for (int i = 0; i < kMR; ++i) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(*reinterpret_cast<const Word*>(a + 2 * i));
+#pragma GCC unroll 8
+        for (int v = 0; v < kSimdNV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
+      }
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 8
+      for (int v = 0; v < kSimdNV; ++v) _mm512_store_ps(tile + i * kNR + v * 16, acc[i][v]);
+  }
+};
+
+// pack_panel for Bf16Kernel: dst[(p*W + j)*2 + h] = src[(2p+h)*rs + j*cs], zero for k >= kc and
+// j >= nr. The common layouts have fast paths: pairs contiguous in the source (A row-major,
+// B = Wᵀ) are 32-bit words to transpose like float panels; rows contiguous (B row-major, Aᵀ)
+// are interleaved two rows at a time.
+template <int W>
+void pack_pairs(const BFloat16* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, uint16_t* dst) {
+  static_assert(W <= 32);
+  const int64_t np = ceil_div(kc, 2);
+  int64_t p0 = 0;  // pairs already packed
+  if (rs == 1 && cs % 2 == 0 && reinterpret_cast<uintptr_t>(src) % 4 == 0) {
+    p0 = pack_transposed<W>(reinterpret_cast<const float*>(src), cs / 2, kc / 2, nr, reinterpret_cast<float*>(dst));
+  } else if (cs == 1) {
+    alignas(64) static constexpr uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                                     8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+    const __m512i lo = _mm512_load_si512(kLo);  // word i: row 0's column i/2, or row 1's for odd i
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    const __mmask32 cols = _cvtu32_mask32(uint32_t((uint64_t(1) << nr) - 1));
+    constexpr uint32_t kLoWords = uint32_t((uint64_t(1) << std::min(2 * W, 32)) - 1);  // W columns: 2W words
+    constexpr uint32_t kHiWords = W > 16 ? uint32_t((uint64_t(1) << (2 * W - 32)) - 1) : 0;
+    for (; p0 < np; ++p0) {
+      const __m512i r0 = _mm512_maskz_loadu_epi16(cols, src + 2 * p0 * rs);
+      const __m512i r1 = _mm512_maskz_loadu_epi16(2 * p0 + 1 < kc ? cols : 0, src + (2 * p0 + 1) * rs);  // odd K: 0
+      _mm512_mask_storeu_epi16(dst + p0 * 2 * W, kLoWords, _mm512_permutex2var_epi16(r0, lo, r1));
+      if constexpr (kHiWords != 0)
+        _mm512_mask_storeu_epi16(dst + p0 * 2 * W + 32, kHiWords, _mm512_permutex2var_epi16(r0, hi, r1));
+    }
+  }
+  for (int64_t p = p0; p < np; ++p)
+    for (int64_t j = 0; j < W; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const int64_t k = 2 * p + h;
+        dst[(p * W + j) * 2 + h] = k < kc && j < nr ? src[k * rs + j * cs].bits : 0;
+      }
+}
+#endif
+
+// Packs a kc×nr block for kernel K (see pack_panel).
+template <class K, int W, class S>
+void pack(const S* src, int64_t rs, int64_t cs, int64_t kc, int64_t nr, typename K::P* dst) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<K, Bf16Kernel>) return pack_pairs<W>(src, rs, cs, kc, nr, dst);
+  else
+#endif
+    pack_panel<W>(src, rs, cs, kc, nr, dst);
+}
+
 template <class T>
 LEPTON_SIMD_INLINE T gelu(T x) {
   if constexpr (std::is_same_v<T, float>) return vgelu(x);
@@ -256,31 +346,33 @@ void store_tile(const T* tile, int64_t mr, int64_t nr, T* c, int64_t c_rs, const
 
 // The block C[i0:i1, j0:j1] of one matrix, computed by one thread with its own packed panels
 // (threads own disjoint blocks, so they never wait for each other). A and B are of storage
-// type S, widened to the kernel's T while packed.
+// type S, packed as K::P (16-bit ones widened to float, or kept in pairs for Bf16Kernel).
 template <class K, class S, class T = typename K::T>
 void gemm_block(const GemmArgs& g, const S* A, const S* B, T* C, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  constexpr int MR = K::kMR, NR = K::kNR;
+  using P = typename K::P;
+  constexpr int MR = K::kMR, NR = K::kNR, G = K::kGroup;
   const int64_t M = i1 - i0, Kd = g.k;
   const Epilogue<T> e{T(g.alpha), T(g.beta), static_cast<const T*>(g.bias), g.act};
   const int64_t mblocks = ceil_div(M, kMC);
   const int64_t mc = ceil_div(ceil_div(M, mblocks), MR) * MR;  // balanced row blocks
-  const int64_t kc_max = std::min(kKC, Kd);
-  T* abuf = tl_a.get<T>(mc * kc_max);
-  T* bbuf = tl_b.get<T>(kc_max * ceil_div(std::min(kNC, j1 - j0), NR) * NR);
+  constexpr int64_t KC = kKC * G;  // k per block: a B panel of KC/G groups keeps its size in L1
+  const int64_t kc_max = ceil_div(std::min(KC, Kd), G) * G;
+  P* abuf = tl_a.get<P>(mc * kc_max);
+  P* bbuf = tl_b.get<P>(kc_max * ceil_div(std::min(kNC, j1 - j0), NR) * NR);
   alignas(64) T tile[MR * NR];
   for (int64_t jc = j0; jc < j1; jc += kNC) {
     const int64_t nc = std::min(kNC, j1 - jc);
-    for (int64_t pc = 0; pc < Kd; pc += kKC) {
-      const int64_t kc = std::min(kKC, Kd - pc);
+    for (int64_t pc = 0; pc < Kd; pc += KC) {
+      const int64_t kc = std::min(KC, Kd - pc), kcp = ceil_div(kc, G) * G;  // kcp: packed depth
       const bool first = pc == 0, last = pc + kc == Kd;
       for (int64_t jr = 0; jr < nc; jr += NR)
-        pack_panel<NR>(B + pc * g.b_rs + (jc + jr) * g.b_cs, g.b_rs, g.b_cs, kc, std::min<int64_t>(NR, nc - jr),
-                       bbuf + jr * kc);
+        pack<K, NR>(B + pc * g.b_rs + (jc + jr) * g.b_cs, g.b_rs, g.b_cs, kc, std::min<int64_t>(NR, nc - jr),
+                    bbuf + jr * kcp);
       for (int64_t ic = i0; ic < i1; ic += mc) {
         const int64_t mcur = std::min(mc, i1 - ic);
         for (int64_t ir = 0; ir < mcur; ir += MR)
-          pack_panel<MR>(A + (ic + ir) * g.a_rs + pc * g.a_cs, g.a_cs, g.a_rs, kc, std::min<int64_t>(MR, mcur - ir),
-                         abuf + ir * kc);
+          pack<K, MR>(A + (ic + ir) * g.a_rs + pc * g.a_cs, g.a_cs, g.a_rs, kc, std::min<int64_t>(MR, mcur - ir),
+                      abuf + ir * kcp);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const T* bias = e.bias ? e.bias + jc + jr : nullptr;
@@ -288,7 +380,7 @@ void gemm_block(const GemmArgs& g, const S* A, const S* B, T* C, int64_t i0, int
             const int64_t mr = std::min<int64_t>(MR, mcur - ir);
             T* c = C + (ic + ir) * g.c_rs + jc + jr;
             prefetch_tile(c, g.c_rs, mr, nr);
-            K::run(kc, abuf + ir * kc, bbuf + jr * kc, tile);
+            K::run(kc, abuf + ir * kcp, bbuf + jr * kcp, tile);
             store_tile<NR>(tile, mr, nr, c, g.c_rs, e, bias, first, last);
           }
         }
@@ -407,10 +499,11 @@ void gemm_reference(const GemmArgs& g) {
     }
 }
 
-// Float16/bfloat16 through the float32 kernel with float32 accumulation over all of K: the
-// operands are widened while packed (`F` = gemm_fast<FloatKernel, S>), C is summed in a float32
-// buffer (read from C first when beta != 0) and rounded once at the end, after the bias (widened
-// once) and activation. The reference (`F` = gemm_reference<float>) gets float32 copies of A and B.
+// Float16/bfloat16 with float32 accumulation over all of K: the operands are widened while
+// packed (`F` = gemm_fast<FloatKernel, S>) or multiplied as bf16 pairs (gemm_fast<Bf16Kernel,
+// BFloat16>), C is summed in a float32 buffer (read from C first when beta != 0) and rounded
+// once at the end, after the bias (widened once) and activation. The reference
+// (`F` = gemm_reference<float>) gets float32 copies of A and B.
 template <class S>
 void widen_matrices(const S* src, int64_t batch, int64_t bs, int64_t rows, int64_t rs, int64_t cols, int64_t cs,
                     float* dst) {
@@ -466,6 +559,14 @@ void fill_gemm(KernelSet& set) {
   set.gemm[int(DType::BFloat16)] = &gemm_16bit<BFloat16, gemm_fast<FloatKernel, BFloat16>, false>;
   set.gemm_reference[int(DType::Float16)] = &gemm_16bit<Half, gemm_reference<float>, true>;
   set.gemm_reference[int(DType::BFloat16)] = &gemm_16bit<BFloat16, gemm_reference<float>, true>;
+#if defined(__AVX512F__)
+  // vdpbf16ps only where cpuid reports AVX512-BF16; LEPTON_CPU_BF16=0 keeps the widening path
+  // (to compare the two in tests and benchmarks).
+  const char* bf16 = std::getenv("LEPTON_CPU_BF16");
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bf16") && !(bf16 && !std::strcmp(bf16, "0")))
+    set.gemm[int(DType::BFloat16)] = &gemm_16bit<BFloat16, gemm_fast<Bf16Kernel, BFloat16>, false>;
+#endif
 }
 
 }  // namespace lepton::cpu::LEPTON_ISA
