@@ -8,6 +8,7 @@ using namespace lepton;
 
 namespace lepton::py_bind {
 void bind_amp(py::module_& m);  // autocast state and gradient scaling (amp.cpp)
+void bind_rnn(py::module_& m);  // fused LSTM/GRU cells (rnn.cpp)
 }
 
 PYBIND11_MODULE(_C, m) {
@@ -44,4 +45,5 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_quant(m);
   py_bind::bind_dist(m);
   py_bind::bind_amp(m);
+  py_bind::bind_rnn(m);
 }

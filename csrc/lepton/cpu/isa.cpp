@@ -9,6 +9,7 @@
 #include "lepton/ops/norm_kernels.h"
 #include "lepton/ops/optim_kernels.h"
 #include "lepton/ops/pool_kernels.h"
+#include "lepton/ops/rnn_kernels.h"
 
 namespace lepton::cpu {
 namespace {
@@ -49,7 +50,8 @@ const char* register_cpu_kernels() {
   ns::fill_pool(set);            \
   ns::fill_norm(set);            \
   ns::fill_attention(set);       \
-  ns::fill_int8_gemm(set);
+  ns::fill_int8_gemm(set);       \
+  ns::fill_rnn(set);
   if (!std::strcmp(isa, "avx512")) {
     LEPTON_FILL_FROM(avx512)
   } else if (!std::strcmp(isa, "avx2")) {
@@ -72,6 +74,7 @@ const char* register_cpu_kernels() {
   register_table(norm_kernels, set.norm);
   register_table(attention_kernels, set.attention);
   register_table(int8_gemm_kernels, set.int8_gemm);
+  register_table(rnn_cell_kernels, set.rnn_cell);
   register_table(optimizer_kernels, set.optimizer);
   register_table(optimizer_reference_kernels, set.optimizer_reference);
   for (int t = 0; t < kNumDTypes; ++t) rows_kernels.set(DeviceType::CPU, DType(t), set.rows);

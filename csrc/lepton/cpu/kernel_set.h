@@ -11,6 +11,7 @@ struct NormKernels;
 struct AttentionKernels;
 struct Int8GemmKernels;
 struct OptimizerKernels;
+struct RnnCellKernels;
 }  // namespace lepton
 
 namespace lepton::cpu {
@@ -35,6 +36,7 @@ struct KernelSet {
   const NormKernels* norm[kNumDTypes] = {};
   const AttentionKernels* attention[kNumDTypes] = {};
   const Int8GemmKernels* int8_gemm[kNumDTypes] = {};
+  const RnnCellKernels* rnn_cell[kNumDTypes] = {};
 };
 
 #define LEPTON_DECLARE_ISA(isa)                      \
@@ -51,6 +53,7 @@ struct KernelSet {
   void fill_norm(KernelSet& set);                    \
   void fill_attention(KernelSet& set);               \
   void fill_int8_gemm(KernelSet& set);               \
+  void fill_rnn(KernelSet& set);                     \
   }
 LEPTON_DECLARE_ISA(scalar)
 LEPTON_DECLARE_ISA(avx2)

@@ -1,6 +1,7 @@
 """Recurrent layers: RNN (tanh/relu), LSTM, GRU and their single-step cells, with torch's parameters.
 
-Composed of differentiable lepton ops, so autograd needs nothing new. The input projection
+Composed of differentiable lepton ops; the elementwise part of an LSTM or GRU step is one fused
+op (_C.lstm_cell_fused / gru_cell_fused) with one backward node. The input projection
 x·W_ihᵀ (+ biases) of every time step is one GEMM per layer and direction before the loop; only
 the recurrent product h·W_hhᵀ stays inside it, fused with the add through addmm where the
 gate formula allows.
@@ -60,9 +61,7 @@ class _LSTM(_Products):
     def step(self, x_t, state, loop):
         w_hh_t, w_hr = loop
         h, c = state
-        i, f, g, o = self.addmm(x_t, h, w_hh_t).chunk(4, 1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h = o.sigmoid() * c.tanh()
+        h, c = _C.lstm_cell_fused(self.addmm(x_t, h, w_hh_t), c)
         return (h if w_hr is None else self.linear(h, w_hr, None), c)
 
 
@@ -75,19 +74,12 @@ class _GRU(_Products):
     gates = 3
 
     def prepare(self, x, w_ih, w_hh, b_ih, b_hh, w_hr):
-        projected = self.linear(x, w_ih, b_ih)
-        hidden = projected.shape[2] // 3
-        x_rz, x_n = projected.split([2 * hidden, hidden], 2)
-        return list(zip(x_rz.unbind(0), x_n.unbind(0))), (w_hh, b_hh, hidden)
+        return self.linear(x, w_ih, b_ih).unbind(0), (w_hh, b_hh)
 
     def step(self, x_t, state, loop):
-        w_hh, b_hh, hidden = loop
-        x_rz, x_n = x_t
+        w_hh, b_hh = loop
         h = state[0]
-        h_rz, h_n = self.linear(h, w_hh, b_hh).split([2 * hidden, hidden], 1)
-        r, z = (x_rz + h_rz).sigmoid().chunk(2, 1)
-        n = (x_n + r * h_n).tanh()
-        return (n + z * (h - n),)
+        return (_C.gru_cell_fused(x_t, self.linear(h, w_hh, b_hh), h),)
 
 
 def _run_direction(cell, x, state, weights, reverse):
