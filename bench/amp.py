@@ -6,11 +6,10 @@ the same run:
 - character GPT (4 layers x 4 heads x 128, block 64, batch 12, AdamW), bench/gpt_reference.py's
   torch twin.
 
-On the CPU, Lepton's 16-bit GEMM widens the operands to float32 and accumulates in float32 (there
-is no bfloat16 arithmetic to gain from without AVX512-BF16/AMX), and conv/attention compute in
-float32 between casts, so autocast costs time there: the row shows how much, and torch's figure
-shows what oneDNN's bfloat16 kernels do on the same CPU. Figures are samples/s (higher is
-better); ratio = torch time / Lepton time.
+On the CPU, Lepton's bfloat16 GEMM runs on AVX512-BF16 (vdpbf16ps, about twice the float32
+GEMM) where the processor has it and widens the operands to float32 otherwise; conv and
+attention compute in float32 between casts, so the MLP gains from autocast and the GPT less.
+Figures are samples/s (higher is better); ratio = torch time / Lepton time.
 """
 
 import numpy as np
