@@ -182,6 +182,21 @@ def test_quantize_dynamic_mlp():
     assert isinstance(only[1], nn.Linear) and isinstance(only[5], quant.QuantizedLinear)
 
 
+def test_qconfig_spec_takes_module_types_and_names_as_torch_does():
+    """{nn.Linear} is what torch users write: it must select by type, not match no name and
+    silently quantise nothing."""
+    model = _cnn()
+    linear_only = quant.quantize_dynamic(model, {nn.Linear})
+    assert [type(m).__name__ for m in linear_only] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "Conv2d", "Flatten",
+                                                       "QuantizedLinear"]
+    mixed = quant.quantize_dynamic(model, {nn.Conv2d: None, "6": None})  # a dict's keys, as torch's qconfig dicts
+    assert set(mixed._quant_config["modules"]) == {"0", "2", "4", "6"}
+    with pytest.raises(TypeError, match="module names and types, got 3"):
+        quant.quantize_dynamic(model, {3})
+    with pytest.raises(ValueError, match=r"does not have: \['fc'\]"):
+        quant.quantize_dynamic(model, {"fc"})
+
+
 def test_quantize_dynamic_against_torch():
     torch = pytest.importorskip("torch")
     model = _mlp()

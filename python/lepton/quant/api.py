@@ -28,7 +28,8 @@ def _quantize(module, weight_only, fuse_relu, done, only, prefix=""):
         if child is None:
             continue
         path = f"{prefix}{name}"
-        new, kind = _swap(child, weight_only) if only is None or path in only else (None, None)
+        chosen = only is None or path in only or type(child) in only
+        new, kind = _swap(child, weight_only) if chosen else (None, None)
         if new is None:
             _quantize(child, weight_only, fuse_relu, done, only, path + ".")
             continue
@@ -46,7 +47,8 @@ def quantize_dynamic(model, qconfig_spec=None, dtype="int8", inplace=False, weig
     """A copy of model (or model itself with inplace=True) whose nn.Linear, groups=1 nn.Conv2d and
     recurrent layers (nn.RNN/LSTM/GRU and their cells: the input and hidden projections) hold int8
     weights with per-output-channel scales and quantise their inputs per row at run time.
-    qconfig_spec: a set of module names (as in named_modules) to limit the swap to.
+    qconfig_spec: limits the swap to these modules, as in torch: a set (or a dict's keys) of module
+    names (as in named_modules) and/or module types, e.g. {nn.Linear, nn.LSTM}.
     weight_only=True keeps int8 weights but computes in float32. In a Sequential, a ReLU right
     after a quantised Linear/Conv2d is fused into its GEMM epilogue (fuse_relu=False keeps it apart)."""
     if dtype not in ("int8", "qint8"):
@@ -54,11 +56,18 @@ def quantize_dynamic(model, qconfig_spec=None, dtype="int8", inplace=False, weig
     if not isinstance(model, nn.Module):
         raise TypeError(f"quantize_dynamic: expected an nn.Module, got {type(model).__name__}")
     if qconfig_spec is not None and not isinstance(qconfig_spec, (set, list, tuple, dict)):
-        raise TypeError("quantize_dynamic: qconfig_spec must be a set of module names")
+        raise TypeError("quantize_dynamic: qconfig_spec must be a set of module names or types")
+    only = None if qconfig_spec is None else set(qconfig_spec)
+    if only is not None:
+        bad = [k for k in only if not isinstance(k, str) and not (isinstance(k, type) and issubclass(k, nn.Module))]
+        if bad:
+            raise TypeError(f"quantize_dynamic: qconfig_spec holds module names and types, got {bad[0]!r}")
+        missing = sorted(k for k in only if isinstance(k, str) and k not in dict(model.named_modules()))
+        if missing:
+            raise ValueError(f"quantize_dynamic: qconfig_spec names modules the model does not have: {missing}")
     if not inplace:
         model = clone_module(model)
     done = {}
-    only = None if qconfig_spec is None else set(qconfig_spec)
     if isinstance(model, (nn.Linear, nn.Conv2d)) or type(model) in _RECURRENT:
         raise ValueError("quantize_dynamic: wrap a single layer in nn.Sequential to quantise it")
     _quantize(model, weight_only, fuse_relu, done, only)
@@ -82,7 +91,8 @@ def load(model, state):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"quant.load: not a quantised-model state (expected format '{FORMAT}')")
     config = state["quant"]
-    names = {k.split("+")[0] for k in config["modules"]}
+    layers = dict(model.named_modules())
+    names = {k.split("+")[0] for k in config["modules"]} & set(layers)  # a missing one fails the match below
     fused = any(v.endswith("+relu") for v in config["modules"].values())
     q = quantize_dynamic(model, qconfig_spec=names, weight_only=config["weight_only"], fuse_relu=fused)
     if q._quant_config["modules"] != config["modules"]:
