@@ -254,6 +254,10 @@ def test_bad_input(args):
     ((4, 8, 3), dict(groups=2, bias=False, dilation=2)),
     ((4, 4, 2), dict(padding="same")),
     ((4, 6, 1), dict(padding="valid", stride=(1, 2))),
+    ((3, 5, 3), dict(padding=1, padding_mode="reflect")),
+    ((3, 5, (3, 5)), dict(padding=(2, 1), stride=2, padding_mode="replicate")),
+    ((2, 4, 4), dict(padding="same", padding_mode="circular")),  # even kernel: the odd pad goes after
+    ((4, 4, 3), dict(padding="same", dilation=2, groups=2, padding_mode="reflect")),
 ])
 def test_module_matches_torch(args, kw):
     m, t = nn.Conv2d(*args, **kw), torch.nn.Conv2d(*args, **kw)
@@ -263,11 +267,13 @@ def test_module_matches_torch(args, kw):
         if t.bias is not None:
             t.bias.copy_(torch.tensor(m.bias.detach().numpy()))
     x = np.random.default_rng(6).standard_normal((2, args[0], 9, 11)).astype(np.float32)
-    y, yt = m(lepton.tensor(x)), t(torch.tensor(x))
+    lx, tx = lepton.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, yt = m(lx), t(tx)
     close(y, yt)
     y.sum().backward()
     yt.sum().backward()
     close(m.weight.grad, t.weight.grad)
+    close(lx.grad, tx.grad)
     assert sorted(m.state_dict()) == sorted(t.state_dict())
 
 
@@ -284,8 +290,8 @@ def test_module_init_follows_torch():
 
 
 def test_module_bad_arguments():
-    with pytest.raises(NotImplementedError, match="padding_mode='reflect'"):
-        nn.Conv2d(3, 4, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match=r"reflect padding of \(3, 3\) does not fit dimension 3 of size 3"):
+        nn.Conv2d(3, 4, 3, padding=3, padding_mode="reflect")(lepton.zeros((1, 3, 3, 3)))
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         nn.Conv2d(3, 4, 3, padding_mode="mirror")
     with pytest.raises(ValueError, match="in_channels must be divisible by groups"):

@@ -49,6 +49,17 @@ def test_cnn_with_batchnorm_and_pools(tmp_path):
     _roundtrip(tmp_path, model, lepton.randn(2, 1, 14, 14), [lepton.randn(5, 1, 14, 14)])
 
 
+def test_conv_padding_modes_become_pad_nodes(tmp_path):
+    lepton.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), nn.ReLU(),
+                          nn.Conv2d(4, 3, (3, 4), padding="same", padding_mode="replicate"))
+    proto = _roundtrip(tmp_path, model, lepton.randn(2, 2, 7, 9), [lepton.randn(1, 2, 7, 9)])
+    assert [n.attribute[0].s for n in proto.graph.node if n.op_type == "Pad"] == [b"reflect", b"edge"]
+    with pytest.raises(ValueError, match="padding_mode='circular'.* no ONNX opset-17 Pad mode"):
+        export(nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular")), lepton.randn(1, 2, 5, 5),
+               str(tmp_path / "c.onnx"))
+
+
 def test_recipe_cnns(tmp_path):
     models = pytest.importorskip("lepton.models")
     for cls in (models.MnistCNN, models.FashionCNN):

@@ -182,6 +182,20 @@ def test_quantize_dynamic_mlp():
     assert isinstance(only[1], nn.Linear) and isinstance(only[5], quant.QuantizedLinear)
 
 
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_quantized_conv_keeps_the_padding_mode(mode):
+    lepton.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, padding_mode=mode), nn.Flatten(), nn.Linear(8 * 36, 4))
+    x = lepton.randn(2, 3, 6, 6)
+    with lepton.no_grad():
+        ref = model(x).numpy()
+        q = quant.quantize_dynamic(model)
+        zero_padded = quant.quantize_dynamic(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *list(model)[1:]))
+        zero_padded[0].load_state_dict(q[0].state_dict())
+        assert _rel_err(q(x).numpy(), ref) < 0.03
+        assert _rel_err(zero_padded(x).numpy(), ref) > 0.05  # the mode matters here
+
+
 def test_qconfig_spec_takes_module_types_and_names_as_torch_does():
     """{nn.Linear} is what torch users write: it must select by type, not match no name and
     silently quantise nothing."""

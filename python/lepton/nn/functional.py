@@ -324,6 +324,75 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return (1 - label_smoothing) * nll + (label_smoothing / n_classes) * _reduce(smooth, reduction, w)
 
 
+# ---- padding --------------------------------------------------------------------------------
+
+__all__ += ["pad"]
+
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _pad_dim(x, dim, left, right, mode, value):
+    """x padded along dim, built from slices and cat so that autograd sees ordinary views."""
+    n = x.shape[dim]
+    if mode == "constant":
+        if left < 0 or right < 0:  # negative padding crops, as in torch
+            x = x.narrow(dim, max(-left, 0), n - max(-left, 0) - max(-right, 0))
+            left, right = max(left, 0), max(right, 0)
+        shape = list(x.shape)
+        parts = []
+        for width in (left, right):
+            shape[dim] = width
+            parts.append(_C.full(shape, value, dtype=x.dtype, device=x.device) if width else None)
+        pieces = [parts[0], x, parts[1]]
+    elif mode == "replicate":
+        def edge(at, width):  # the edge slice repeated width times (a broadcast view)
+            shape = list(x.shape)
+            shape[dim] = width
+            return x.narrow(dim, at, 1).expand(*shape)
+
+        pieces = [edge(0, left) if left else None, x, edge(n - 1, right) if right else None]
+    elif mode == "circular":
+        pieces = [x.narrow(dim, n - left, left) if left else None, x, x.narrow(dim, 0, right) if right else None]
+    else:  # reflect: mirror without repeating the edge, one column at a time (pads are small)
+        pieces = ([x.narrow(dim, i, 1) for i in range(left, 0, -1)] + [x]
+                  + [x.narrow(dim, n - 2 - i, 1) for i in range(right)])
+    return _C.cat([p for p in pieces if p is not None], dim)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """torch.nn.functional.pad: pad = (left, right) for the last dim, then (top, bottom) for the one
+    before, and so on. mode 'constant' (value, default 0; negative pads crop), 'reflect' (mirror
+    without the edge; pads < the dim's size), 'replicate' (repeat the edge) or 'circular' (wrap;
+    pads <= the size); the last three pad at most the last 3 dims of a batched or unbatched input."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad: input must be a lepton.Tensor, got {type(input).__name__}")
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {list(_PAD_MODES)}, got {mode!r}")
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > input.dim() or not all(isinstance(v, int) for v in pad):
+        raise ValueError(f"pad: expected an even number of ints, at most 2 per dimension of the "
+                         f"{input.dim()}-d input, got {pad}")
+    if mode != "constant":
+        if value not in (None, 0):
+            raise ValueError(f"pad: value only applies to mode='constant', got mode={mode!r} and value={value}")
+        if len(pad) > 6 or input.dim() < len(pad) // 2 + 1:
+            raise ValueError(f"pad: mode {mode!r} pads the last 1-3 dims of an input with at least one more dim, "
+                             f"got pad {pad} for input of shape {tuple(input.shape)}")
+    out = input
+    for i in range(len(pad) // 2):
+        dim, (left, right) = input.dim() - 1 - i, pad[2 * i:2 * i + 2]
+        n = out.shape[dim]
+        limit = {"reflect": n - 1, "circular": n}.get(mode)
+        if mode != "constant" and (min(left, right) < 0 or (limit is not None and max(left, right) > limit)):
+            raise ValueError(f"pad: {mode} padding of ({left}, {right}) does not fit dimension {dim} of size {n}"
+                             + (f" (at most {limit} each side)" if limit is not None else ""))
+        if mode == "constant" and n + min(left, 0) + min(right, 0) < 0:
+            raise ValueError(f"pad: negative padding ({left}, {right}) crops more than dimension {dim} of size {n}")
+        if left or right:
+            out = _pad_dim(out, dim, left, right, mode, 0.0 if value is None else value)
+    return out
+
+
 # ---- convolution and pooling (NCHW) ---------------------------------------------------------
 
 __all__ += ["conv2d", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d"]

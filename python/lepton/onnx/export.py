@@ -72,18 +72,22 @@ def _linear(g, m, x):
     return g.op("Add", [y, g.const(m.bias, "bias")]) if m.bias is not None else y
 
 
+_ONNX_PAD_MODES = {"reflect": "reflect", "replicate": "edge"}  # 'wrap' (circular) needs opset 19
+
+
 @register_converter(nn.Conv2d)
 def _conv(g, m, x):
     kh, kw = m.kernel_size
     dh, dw = m.dilation
-    if m.padding == "valid":
+    left, right, top, bottom = m._input_pads()
+    pads = [top, left, bottom, right]
+    if m.padding_mode != "zeros":  # an explicit Pad first; ONNX's Conv pads with zeros only
+        if m.padding_mode not in _ONNX_PAD_MODES:
+            raise ValueError(f"onnx.export: Conv2d(padding_mode={m.padding_mode!r}) has no ONNX opset-17 Pad mode "
+                             f"(supported: 'zeros', {', '.join(repr(k) for k in _ONNX_PAD_MODES)})")
+        x = g.op("Pad", [x, g.const([0, 0, top, left, 0, 0, bottom, right], "pads", np.int64)],
+                 mode=_ONNX_PAD_MODES[m.padding_mode])
         pads = [0, 0, 0, 0]
-    elif m.padding == "same":  # the extra row/column after, as torch does
-        th, tw = dh * (kh - 1), dw * (kw - 1)
-        pads = [th // 2, tw // 2, th - th // 2, tw - tw // 2]
-    else:
-        ph, pw = m.padding
-        pads = [ph, pw, ph, pw]
     inputs = [x, g.const(m.weight, "conv_weight")] + ([g.const(m.bias, "conv_bias")] if m.bias is not None else [])
     return g.op("Conv", inputs, kernel_shape=[kh, kw], strides=list(m.stride), pads=pads, dilations=[dh, dw],
                 group=m.groups)

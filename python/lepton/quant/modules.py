@@ -81,13 +81,15 @@ class QuantizedLinear(_Int8Weights):
 
 
 class QuantizedConv2d(_Int8Weights):
-    """nn.Conv2d (groups=1, zero padding) with int8 weights: im2col, then the int8 GEMM."""
+    """nn.Conv2d (groups=1, any padding_mode) with int8 weights: pad, im2col, then the int8 GEMM."""
 
     def __init__(self, conv, q, scale, weight_only=False):
         super().__init__(q, scale, conv.bias, weight_only)
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
         self.kernel_size, self.stride, self.dilation = conv.kernel_size, conv.stride, conv.dilation
         self.padding = conv.padding
+        self.pads = conv._input_pads()  # (left, right, top, bottom), for F.pad
+        self.pad_mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
 
     @classmethod
     def from_float(cls, conv, weight_only=False):
@@ -96,14 +98,6 @@ class QuantizedConv2d(_Int8Weights):
         q, scale = quantize_per_channel(conv.weight)
         return cls(conv, q, scale, weight_only)
 
-    def _pads(self):
-        if self.padding == "valid":
-            return (0, 0, 0, 0)
-        if self.padding == "same":  # stride 1: the extra row/column goes after, as torch does
-            th, tw = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-            return (th // 2, th - th // 2, tw // 2, tw - tw // 2)
-        return (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
-
     def forward(self, input):
         x = input.float()
         unbatched = x.dim() == 3
@@ -111,12 +105,9 @@ class QuantizedConv2d(_Int8Weights):
             x = x.unsqueeze(0)
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"QuantizedConv2d: expected input [N, {self.in_channels}, H, W], got {list(input.shape)}")
-        n, c, h, w = x.shape
-        top, bottom, left, right = self._pads()
-        if top or bottom or left or right:
-            padded = _C.zeros([n, c, h + top + bottom, w + left + right])
-            padded[:, :, top:top + h, left:left + w] = x
-            x = padded
+        if any(self.pads):
+            x = F.pad(x, self.pads, mode=self.pad_mode)
+        n, c = x.shape[:2]
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
         hp, wp = x.shape[2], x.shape[3]
         oh, ow = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1

@@ -17,8 +17,8 @@ def _pair(v):
 class Conv2d(Module):
     """2-d convolution over [N, C_in, H, W] (or [C_in, H, W]) inputs; weight [C_out, C_in / groups, kH, kW].
 
-    padding is an int, a pair, or 'valid' / 'same' (stride 1 only); padding_mode 'zeros' is the
-    only mode implemented.
+    padding is an int, a pair, or 'valid' / 'same' (stride 1 only); padding_mode 'zeros' pads in
+    the kernel, 'reflect' / 'replicate' / 'circular' pad the input with F.pad first, as torch does.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -41,8 +41,6 @@ class Conv2d(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {list(_PADDING_MODES)}, "
                              f"but got padding_mode='{padding_mode}'")
-        if padding_mode != "zeros":
-            raise NotImplementedError(f"Conv2d: padding_mode='{padding_mode}' is not implemented; only 'zeros' is")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = _pair(kernel_size), stride, _pair(dilation)
         self.padding = padding
@@ -59,7 +57,19 @@ class Conv2d(Module):
     def reset_parameters(self):
         init._default_layer_init_(self.weight, self.bias)
 
+    def _input_pads(self):
+        """F.pad's (left, right, top, bottom) for this layer's padding."""
+        if self.padding == "valid":
+            return (0, 0, 0, 0)
+        if self.padding == "same":  # the odd one goes after, as torch does
+            (th, tw) = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
+        return (self.padding[1], self.padding[1], self.padding[0], self.padding[0])
+
     def forward(self, input):
+        if self.padding_mode != "zeros":
+            return F.conv2d(F.pad(input, self._input_pads(), mode=self.padding_mode), self.weight, self.bias,
+                            self.stride, 0, self.dilation, self.groups)
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
@@ -72,4 +82,6 @@ class Conv2d(Module):
             s += f", groups={self.groups}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
         return s
