@@ -176,15 +176,19 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     return _run(g.all_gather_into_tensor(output_tensor, input_tensor), async_op)
 
 
+def _check_list(op, what, tensors, like, g):
+    """One tensor per rank of g, each of like's shape and dtype."""
+    if len(tensors) != g.size():
+        raise ValueError(f"{op}: {what} has {len(tensors)} tensors for a group of {g.size()}")
+    for i, t in enumerate(tensors):
+        if tuple(t.shape) != tuple(like.shape) or t.dtype != like.dtype:
+            raise ValueError(f"{op}: {what}[{i}] is {tuple(t.shape)} {t.dtype}, expected {tuple(like.shape)} {like.dtype}")
+
+
 def all_gather(tensor_list, tensor, group=None, async_op=False):
     """Fill tensor_list[r] with rank r's `tensor` (through one contiguous gather buffer)."""
     g = _group(group)
-    if len(tensor_list) != g.size():
-        raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors for a group of {g.size()}")
-    for i, t in enumerate(tensor_list):
-        if tuple(t.shape) != tuple(tensor.shape) or t.dtype != tensor.dtype:
-            raise ValueError(f"all_gather: tensor_list[{i}] is {tuple(t.shape)} {t.dtype}, "
-                             f"expected {tuple(tensor.shape)} {tensor.dtype}")
+    _check_list("all_gather", "tensor_list", tensor_list, tensor, g)
     flat = lepton.empty((g.size(),) + tuple(tensor.shape), dtype=tensor.dtype, device=tensor.device)
     work = all_gather_into_tensor(flat, tensor.contiguous(), g, async_op=True)
     inner = work._finish
@@ -213,12 +217,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce input_list[r] over ranks into `output` on rank r."""
     g = _group(group)
-    if len(input_list) != g.size():
-        raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors for a group of {g.size()}")
-    for i, t in enumerate(input_list):
-        if tuple(t.shape) != tuple(output.shape) or t.dtype != output.dtype:
-            raise ValueError(f"reduce_scatter: input_list[{i}] is {tuple(t.shape)} {t.dtype}, "
-                             f"expected {tuple(output.shape)} {output.dtype}")
+    _check_list("reduce_scatter", "input_list", input_list, output, g)
     flat = lepton.stack([t.detach() for t in input_list])
     return reduce_scatter_tensor(output, flat, op, g, async_op)
 
