@@ -182,7 +182,8 @@ def _check_list(op, what, tensors, like, g):
         raise ValueError(f"{op}: {what} has {len(tensors)} tensors for a group of {g.size()}")
     for i, t in enumerate(tensors):
         if tuple(t.shape) != tuple(like.shape) or t.dtype != like.dtype:
-            raise ValueError(f"{op}: {what}[{i}] is {tuple(t.shape)} {t.dtype}, expected {tuple(like.shape)} {like.dtype}")
+            raise ValueError(f"{op}: {what}[{i}] is {tuple(t.shape)} {t.dtype}, "
+                             f"expected {tuple(like.shape)} {like.dtype}")
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
