@@ -73,7 +73,7 @@ def run(threads=2, quick=False, device="cpu"):
         x = rng.standard_normal(shape, dtype=np.float32)
         return lepton.tensor(x, requires_grad=grad), torch.tensor(x, requires_grad=grad)
 
-    suite = Suite(f"conv2d float32 (cpu, threads={threads}; maxpool rows count input elements, G/s)", "GFLOP/s")
+    suite = Suite(f"conv2d float32 (cpu, threads={threads}; pad and maxpool rows count input elements, G/s)", "GFLOP/s")
     suite.header()
     for name, n, cin, cout, hw, k, pad in CONVS[:2] if quick else CONVS:
         (x, tx), (w, tw), (b, tb) = pair(n, cin, hw, hw, grad=True), pair(cout, cin, k, k, grad=True), \
@@ -92,6 +92,13 @@ def run(threads=2, quick=False, device="cpu"):
 
         # backward: grad_x and grad_w each cost a forward's flops (grad_b is negligible)
         suite.add(f"fwd+bwd {name}", 3 * flops, lepton_step, {"torch": torch_step})
+
+    # padding modes other than zeros pad the input first (F.pad from slices and cat in Lepton)
+    (x, tx), (gy, tgy) = pair(64, 32, 14, 14, grad=True), pair(64, 32, 16, 16)
+    for mode in ("reflect", "replicate", "circular"):
+        suite.add(f"fwd+bwd F.pad {mode} 1 N64 32x14x14", x.numel(),
+                  lambda mode=mode: lepton.autograd.grad(F.pad(x, (1, 1, 1, 1), mode=mode), [x], gy),
+                  {"torch": lambda mode=mode: torch.autograd.grad(TF.pad(tx, (1, 1, 1, 1), mode=mode), [tx], tgy)})
 
     (x, tx) = pair(64, 32, 28, 28, grad=True)
     (gy, tgy) = pair(64, 32, 14, 14)
