@@ -79,11 +79,12 @@ def test_cuda_requests_without_cuda():
         pytest.skip("CUDA is available here")
     for fn in (lambda: lepton.zeros(2, device="cuda"), lambda: lepton.ones(2).cuda(), lambda: lepton.ones(2).to("cuda:0"),
                lambda: lepton.randn(2, device="cuda"), lambda: lepton.cuda.memory_allocated(),
-               lambda: lepton.cuda.synchronize(), lambda: lepton.arange(3, device="cuda")):
+               lambda: lepton.arange(3, device="cuda")):
         with pytest.raises(RuntimeError, match="CUDA|cuda") as e:
             fn()
         assert "not available" in str(e.value) or "without CUDA" in str(e.value) or "not compiled" in str(e.value)
     assert lepton.cuda.device_count() == 0 and not lepton.info()["cuda_available"]
+    assert lepton.cuda.synchronize() is None  # nothing is queued without a GPU (torch programs call it anyway)
 
 
 @pytest.mark.parametrize("fn", [lambda: lepton.empty(1 << 50), lambda: lepton.zeros(1 << 25, 1 << 25),

@@ -9,6 +9,7 @@ using namespace lepton;
 namespace lepton::py_bind {
 void bind_amp(py::module_& m);  // autocast state and gradient scaling (amp.cpp)
 void bind_rnn(py::module_& m);  // fused LSTM/GRU cells (rnn.cpp)
+void bind_sort(py::module_& m);  // gather/scatter, sort, topk, cumsum (sort.cpp)
 }
 
 PYBIND11_MODULE(_C, m) {
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_C, m) {
   py_bind::bind_dist(m);
   py_bind::bind_amp(m);
   py_bind::bind_rnn(m);
+  py_bind::bind_sort(m);
 }

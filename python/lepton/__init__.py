@@ -12,9 +12,7 @@ from lepton._C import (
     get_num_threads,
     get_rng_state,
     initial_seed,
-    manual_seed,
     promote_types,
-    randint,
     set_num_threads,
     set_rng_state,
     stack,
@@ -25,7 +23,20 @@ from lepton.autograd import enable_grad, no_grad, set_grad_enabled
 from lepton._inference import inference_mode, is_inference_mode_enabled
 from lepton._C import is_grad_enabled
 from lepton._creation import (
+    BFloat16Tensor,
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
     arange,
+    as_tensor,
+    eye,
+    randint,
+    randperm,
     empty,
     empty_like,
     full,
@@ -42,23 +53,45 @@ from lepton._creation import (
     tensor,
     zeros_like,
 )
+from lepton._generator import Generator, default_generator, manual_seed, seed
+from lepton._settings import (
+    are_deterministic_algorithms_enabled,
+    get_default_dtype,
+    get_float32_matmul_precision,
+    get_num_interop_threads,
+    set_default_dtype,
+    set_float32_matmul_precision,
+    set_num_interop_threads,
+    set_printoptions,
+    use_deterministic_algorithms,
+)
+from lepton import _tensor_methods  # noqa: F401  (installs mm, gather, sort, topk, masked_fill, ...)
 from lepton._functions import *  # noqa: F401,F403  (torch-style free functions)
 from lepton._functions import __all__ as _function_names
 from lepton._info import info
 from lepton.io import load, save
 from lepton import _tensor_repr  # noqa: F401  (installs Tensor.__repr__ and friends)
 from lepton import _tensor_copy  # noqa: F401  (installs Tensor.__deepcopy__)
+from lepton.jit import compile  # noqa: A004  (torch.compile: the model unchanged)
 from lepton import nn, optim
 from lepton import amp
 from lepton.amp import autocast, get_autocast_dtype, is_autocast_enabled
 
 
 def __getattr__(name):  # lepton.data and lepton.datasets load on first use (they add ~20% to import time)
-    if name in ("data", "datasets"):
+    if name in ("data", "datasets", "vision", "utils", "backends", "jit", "testing", "accelerator", "distributed",
+                "onnx", "io"):
         import importlib
 
         return importlib.import_module(f"lepton.{name}")
-    raise AttributeError(f"module 'lepton' has no attribute '{name}'")
+    raise AttributeError(f"module 'lepton' has no attribute '{name}'" + _under_torch_note(name))
+
+
+def _under_torch_note(name):
+    import sys
+
+    compat = sys.modules.get("lepton.compat")
+    return f" (the program asked for torch.{name}, which Lepton does not provide)" if compat and compat.is_installed() else ""
 
 
 __version__ = _C._build_info()["version"]
@@ -79,6 +112,12 @@ __all__ = [
     "empty", "zeros", "ones", "full", "arange", "linspace", "rand", "randn", "randint",
     "empty_like", "zeros_like", "ones_like", "full_like", "rand_like", "randn_like", "randint_like",
     "manual_seed", "initial_seed", "get_rng_state", "set_rng_state", "cat", "stack", "where",
+    "Generator", "default_generator", "seed", "randperm", "eye", "as_tensor", "compile",
+    "get_default_dtype", "set_default_dtype", "set_printoptions", "set_float32_matmul_precision",
+    "get_float32_matmul_precision", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
+    "set_num_interop_threads", "get_num_interop_threads",
+    "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "IntTensor", "ByteTensor",
+    "CharTensor", "BoolTensor",
     "promote_types", "set_num_threads", "get_num_threads", "info", "cuda", "autograd", "nn", "optim",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "save", "load",
     "inference_mode", "is_inference_mode_enabled",

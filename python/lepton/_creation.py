@@ -4,13 +4,16 @@
 import numpy as np
 
 from lepton import _C
+from lepton._generator import using_generator
 
 
 def _factory(fn):
-    """Adds PyTorch's requires_grad keyword to a C++ factory."""
+    """Adds PyTorch's requires_grad, generator and (accepted, CPU-only) pin_memory/layout keywords
+    to a C++ factory."""
 
-    def make(*args, requires_grad=False, **kwargs):
-        t = fn(*args, **kwargs)
+    def make(*args, requires_grad=False, generator=None, pin_memory=False, layout=None, **kwargs):
+        with using_generator(generator):
+            t = fn(*args, **kwargs)
         return t.requires_grad_(True) if requires_grad else t
 
     make.__name__ = make.__qualname__ = fn.__name__
@@ -18,8 +21,9 @@ def _factory(fn):
     return make
 
 
-empty, zeros, ones, full, arange, linspace, rand, randn = (
-    _factory(f) for f in (_C.empty, _C.zeros, _C.ones, _C.full, _C.arange, _C.linspace, _C.rand, _C.randn))
+empty, zeros, ones, full, arange, linspace, rand, randn, randint = (
+    _factory(f) for f in (_C.empty, _C.zeros, _C.ones, _C.full, _C.arange, _C.linspace, _C.rand, _C.randn,
+                          _C.randint))
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False):
@@ -88,3 +92,54 @@ def randint_like(t, low, high=None, *, dtype=None, device=None):
     return _C.randint(low, high, t.shape, **_like(t, dtype, device))
 
 
+
+
+def randperm(n, *, generator=None, dtype=_C.dtype.int64, device=None, requires_grad=False, pin_memory=False):
+    """A random permutation of 0..n-1: the sorting order of n uniform draws (ties have probability 2^-53)."""
+    if not isinstance(n, int) or n < 0:
+        raise RuntimeError(f"randperm: n must be a non-negative int, got {n!r}")
+    with using_generator(generator):
+        keys = _C.rand(n, dtype=_C.dtype.float64, device=device)
+    return keys.argsort().to(dtype)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
+    m = n if m is None else m
+    rows = _C.arange(0, n, 1, dtype=_C.dtype.int64, device=device).unsqueeze(1)
+    cols = _C.arange(0, m, 1, dtype=_C.dtype.int64, device=device).unsqueeze(0)
+    t = (rows == cols).to(dtype or _C.dtype.float32)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def as_tensor(data, dtype=None, device=None):
+    """data itself when it already is a tensor of that dtype and device; NumPy arrays share memory
+    (on the CPU, same dtype), as in torch; anything else is copied."""
+    if isinstance(data, _C.Tensor):
+        return data.to(device if device is not None else data.device, dtype or data.dtype)
+    if isinstance(data, np.ndarray) and (device is None or _C.device(device).type == "cpu") and data.flags.writeable:
+        t = _C.from_numpy(data)
+        return t if dtype is None else t.to(dtype)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def _typed_constructor(name, dtype):
+    """torch.FloatTensor(data) / torch.LongTensor(2, 3): a copy of data, or uninitialised sizes."""
+
+    def make(*args, device=None):
+        if len(args) == 1 and not isinstance(args[0], int):
+            return tensor(args[0], dtype=dtype, device=device)
+        return _C.zeros(*args, dtype=dtype, device=device)
+
+    make.__name__ = make.__qualname__ = name
+    return make
+
+
+FloatTensor = _typed_constructor("FloatTensor", _C.dtype.float32)
+DoubleTensor = _typed_constructor("DoubleTensor", _C.dtype.float64)
+HalfTensor = _typed_constructor("HalfTensor", _C.dtype.float16)
+BFloat16Tensor = _typed_constructor("BFloat16Tensor", _C.dtype.bfloat16)
+LongTensor = _typed_constructor("LongTensor", _C.dtype.int64)
+IntTensor = _typed_constructor("IntTensor", _C.dtype.int32)
+ByteTensor = _typed_constructor("ByteTensor", _C.dtype.uint8)
+CharTensor = _typed_constructor("CharTensor", _C.dtype.int8)
+BoolTensor = _typed_constructor("BoolTensor", _C.dtype.bool)

@@ -3,6 +3,7 @@
 import numpy as np
 
 from lepton import _C
+from lepton._settings import print_options
 
 Tensor = _C.Tensor
 _DTYPE = _C.dtype
@@ -14,7 +15,7 @@ def _repr(self):
     if dt in (_DTYPE.bfloat16, _DTYPE.float16):
         host = host.to(_DTYPE.float32)
     arr = host.numpy()
-    with np.printoptions(precision=4, threshold=1000, edgeitems=3, linewidth=88):
+    with np.printoptions(**print_options()):
         body = np.array2string(arr, separator=", ", prefix="tensor(")
     extras = []
     if self.device.type != "cpu":

@@ -1,4 +1,4 @@
-"""The `lepton` command: info, train, eval, generate, bench.
+"""The `lepton` command: info, train, eval, generate, bench, run, launch, serve, export.
 
 Exit codes: 0 success, 1 training stopped by a NaN/Inf loss, 2 bad arguments or unusable files
 (one line on stderr, no traceback), 130 interrupted.
@@ -321,6 +321,15 @@ def _cmd_bench(args):
     return status
 
 
+# ---- run ----------------------------------------------------------------------------------------
+
+def _cmd_run(args):
+    from lepton.run import run
+
+    run(args.program)
+    return 0
+
+
 # ---- the parser ---------------------------------------------------------------------------------
 
 def build_parser():
@@ -397,6 +406,14 @@ def build_parser():
     p.add_argument("--threads", type=_positive(int), help="threads (passed to each suite)")
     p.set_defaults(func=_cmd_bench)
 
+    p = sub.add_parser("run", help="run a PyTorch script unchanged on Lepton (import torch gives Lepton)",
+                       description="Run SCRIPT.py (or -m MODULE) with ARGS as `python` would, with `import torch` "
+                                   "and `import torchvision` resolving to Lepton's modules. Everything after "
+                                   "the script is passed to it.")
+    p.add_argument("program", nargs=argparse.REMAINDER, metavar="SCRIPT.py [ARGS...]",
+                   help="the script (or -m MODULE) and its arguments")
+    p.set_defaults(func=_cmd_run)
+
     from lepton.distributed.launch import add_launch_parser
     from lepton.serve.cli import add_export_parser, add_serve_parser
 
@@ -413,6 +430,8 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if args.command == "run":  # the program's own errors keep their tracebacks, as under `python`
+        return args.func(args)
     try:
         return args.func(args)
     except (ValueError, TypeError, RuntimeError, OSError) as e:

@@ -17,7 +17,9 @@ def device_count():
 
 
 def synchronize(device=None):
-    _cuda.synchronize(_index(device))
+    """Wait for the device's queued work. Without a GPU there is none: every op ran synchronously."""
+    if is_available():
+        _cuda.synchronize(_index(device))
 
 
 def memory_allocated(device=None):
@@ -169,3 +171,42 @@ def _index(device):
     if d.type != "cuda":
         raise ValueError(f"expected a CUDA device, got {d}")
     return d.index
+
+
+# ---- seeds and capability queries, safe on a machine without a GPU ----------------------------
+# Lepton draws from one Philox stream for CPU and CUDA alike, so seeding CUDA seeds that stream.
+
+def manual_seed(seed):
+    from lepton._generator import manual_seed as seed_all_devices
+
+    seed_all_devices(seed)
+
+
+manual_seed_all = manual_seed
+
+
+def seed():
+    from lepton._generator import seed as reseed
+
+    reseed()
+
+
+seed_all = seed
+
+
+def initial_seed():
+    return _C.initial_seed()
+
+
+def is_bf16_supported(including_emulation=True):
+    """Lepton's CUDA kernels are built for sm_80 and newer, which all have bfloat16 tensor cores;
+    False without a GPU."""
+    return is_available()
+
+
+def __getattr__(name):  # lepton.cuda.amp (torch.cuda.amp): loaded on first use
+    if name == "amp":
+        import lepton.amp.cuda_amp
+
+        return lepton.amp.cuda_amp
+    raise AttributeError(f"module 'lepton.cuda' has no attribute '{name}'")

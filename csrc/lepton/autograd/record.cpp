@@ -97,4 +97,11 @@ void take_history(const Tensor& t, const Tensor& result) {
   m.output_nr = src->output_nr;
 }
 
+void drop_history(const Tensor& t) {
+  if (AutogradMeta* m = meta(t)) {
+    m->grad_fn = nullptr;
+    m->output_nr = 0;
+  }
+}
+
 }  // namespace lepton::autograd

@@ -44,5 +44,7 @@ void mark_view(const Tensor& view, const Tensor& base);
 void check_inplace(const Tensor& t, const char* op);
 // After an in-place op computed as `result` (recorded out of place): `t` takes over its history.
 void take_history(const Tensor& t, const Tensor& result);
+// After an in-place overwrite by values that need no gradient: `t` leaves the graph.
+void drop_history(const Tensor& t);
 
 }  // namespace lepton::autograd

@@ -20,8 +20,17 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
 
 void copy_(const Tensor& dst, const Tensor& src) {
   autograd::check_inplace(dst, "copy_");
-  LEPTON_CHECK(!autograd::needs_grad({&src}), NotImplemented,
-               "copy_: copying from a tensor that requires grad is not differentiable yet; use an out-of-place op");
+  if (autograd::needs_grad({&dst, &src})) {
+    // dst's values now come from src alone: its history becomes src's (broadcast, cast, moved).
+    const Tensor result = to(expand(src, dst.shape()), dst.device(), dst.dtype(), true);
+    {
+      autograd::NoGradGuard no_grad;
+      copy_(dst, result);
+    }
+    if (autograd::requires_grad(result)) autograd::take_history(dst, result);
+    else autograd::drop_history(dst);
+    return;
+  }
   Shape b = broadcast_shapes(src.shape(), dst.shape(), "copy_");
   LEPTON_CHECK(b == dst.shape(), Value, "copy_: source of shape ", shape_str(src.shape()),
                " cannot be broadcast to destination of shape ", shape_str(dst.shape()));

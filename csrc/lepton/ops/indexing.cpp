@@ -5,6 +5,7 @@
 #include "lepton/core/error.h"
 #include "lepton/ops/grad.h"
 #include "lepton/ops/iter.h"
+#include "lepton/ops/scatter.h"
 
 namespace lepton::ops {
 
@@ -157,9 +158,29 @@ Shape dense_shape(const Tensor& view, const Gather& g) {
 Tensor index(const Tensor& t, const std::vector<IndexItem>& items) {
   Advanced adv = decompose(t, items);
   if (adv.dims.empty()) return adv.view;
-  LEPTON_CHECK(!autograd::needs_grad({&t}), NotImplemented,
-               "indexing with integer or boolean tensors is not differentiable yet (the tensor requires grad); "
-               "use basic indexing or detach()");
+  if (autograd::needs_grad({&t})) {
+    Tensor out;
+    {
+      autograd::NoGradGuard no_grad;
+      out = index(t, items);
+    }
+    // The gradient adds into the places the elements came from: the same indices applied to
+    // every element's flat position say which (duplicates accumulate, as in torch).
+    const Shape shape = t.shape();
+    const Device device = t.device();
+    autograd::record("index_backward", {&t}, {&out}, [items, shape, device](const autograd::Node&, autograd::TensorList& g) {
+      const int64_t n = shape_numel(shape);
+      Tensor pos;
+      {
+        autograd::NoGradGuard no_grad;
+        pos = contiguous(index(reshape(arange(0, double(n), 1, DType::Int64, device), shape), items));
+      }
+      const Tensor zeros = full({n}, Scalar::from_int(0), g[0].dtype(), device);
+      const Tensor flat = scatter_add(zeros, 0, reshape(pos, {pos.numel()}), reshape(g[0], {pos.numel()}));
+      return autograd::TensorList{reshape(flat, shape)};
+    });
+    return out;
+  }
   Gather g = plan_gather(adv);
   Tensor dense = Tensor::empty(dense_shape(adv.view, g), t.dtype(), t.device());
   if (dense.numel() > 0) {

@@ -1,0 +1,107 @@
+"""Run PyTorch programs on Lepton: `import torch` and `import torchvision` resolve to Lepton's modules.
+
+`install()` puts a finder first on sys.meta_path. It answers every module name under `torch` and
+`torchvision` by importing the Lepton module that implements it (the table in `aliases.py`) and
+registering that very module object under the torch name, so `torch.nn.Linear is lepton.nn.Linear`
+and a class is never loaded twice. torch's deep module paths that only re-export classes
+(`torch.nn.modules.activation`, ...) become small views onto the Lepton package that holds the
+names. A torch module Lepton does not provide raises ModuleNotFoundError naming it.
+
+`lepton run script.py` (and `python -m lepton.run`) calls install() and runs the script as
+`__main__`; nothing of PyTorch is imported or copied.
+"""
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+
+from lepton.compat.aliases import ALIASES, VIEWS, resolve
+
+__all__ = ["install", "uninstall", "is_installed"]
+
+
+class _AliasLoader(importlib.abc.Loader):
+    """Loads a torch name by putting the Lepton module in sys.modules under it.
+
+    The import system re-reads sys.modules[name] after exec_module, so the placeholder module it
+    created is dropped and the Lepton module itself is what `import torch.x` binds."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        sys.modules[module.__name__] = self.target
+
+
+class _ViewLoader(importlib.abc.Loader):
+    """A torch module path that only re-exports names: its attributes come from a Lepton module."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        source = importlib.import_module(self.source)
+        module.__getattr__ = lambda name: _view_attr(module.__name__, source, name)
+        module.__path__ = []  # a package, so its own submodules (torch.nn.modules.x.y) resolve too
+
+
+def _view_attr(view_name, source, name):
+    try:
+        return getattr(source, name)
+    except AttributeError:
+        raise AttributeError(f"module '{view_name}' has no attribute '{name}' "
+                             f"(Lepton provides it as {source.__name__}, which lacks it)") from None
+
+
+class _TorchFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        top = fullname.partition(".")[0]
+        if top not in ("torch", "torchvision"):
+            return None
+        kind, where = resolve(fullname)
+        if kind == "alias":
+            module = importlib.import_module(where)
+            return importlib.machinery.ModuleSpec(fullname, _AliasLoader(module), is_package=True)
+        if kind == "view":
+            return importlib.machinery.ModuleSpec(fullname, _ViewLoader(where), is_package=True)
+        raise ModuleNotFoundError(f"No module named '{fullname}': Lepton does not provide {fullname} "
+                                  f"(under `lepton run`, '{top}' is Lepton; {where})", name=fullname)
+
+
+_FINDER = _TorchFinder()
+
+
+def is_installed():
+    return _FINDER in sys.meta_path
+
+
+def install():
+    """Make `import torch` / `import torchvision` resolve to Lepton (idempotent).
+
+    A real torch imported earlier in this process is put aside (mixing two engines' tensors in one
+    program cannot work): later imports of torch names get Lepton's."""
+    if is_installed():
+        return
+    for name in [n for n in sys.modules if n.partition(".")[0] in ("torch", "torchvision")]:
+        del sys.modules[name]
+    sys.meta_path.insert(0, _FINDER)
+
+
+def uninstall():
+    """Undo install(): torch names stop resolving to Lepton and the torch entries leave sys.modules
+    (Lepton's own modules stay imported under their own names)."""
+    if is_installed():
+        sys.meta_path.remove(_FINDER)
+    for name in [n for n in sys.modules if n.partition(".")[0] in ("torch", "torchvision")]:
+        del sys.modules[name]
+
+
+assert set(ALIASES).isdisjoint(VIEWS)

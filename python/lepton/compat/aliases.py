@@ -1,0 +1,81 @@
+"""Which Lepton module answers each torch / torchvision module name under `lepton run`.
+
+ALIASES: the torch module *is* this Lepton module (same object, same classes).
+VIEWS: torch module paths that only re-export names (torch.nn.modules.conv, ...): a module whose
+attributes are looked up in the given Lepton module; every submodule below a view is the same view.
+Anything else under torch/torchvision is not provided, and importing it says so.
+"""
+
+ALIASES = {
+    "torch": "lepton",
+    "torch.nn": "lepton.nn",
+    "torch.nn.functional": "lepton.nn.functional",
+    "torch.nn.init": "lepton.nn.init",
+    "torch.nn.utils": "lepton.nn.utils",
+    "torch.nn.parameter": "lepton.nn.parameter",
+    "torch.optim": "lepton.optim",
+    "torch.optim.lr_scheduler": "lepton.optim.lr_scheduler",
+    "torch.optim.optimizer": "lepton.optim.optimizer",
+    "torch.utils": "lepton.utils",
+    "torch.utils.data": "lepton.data",
+    "torch.utils.checkpoint": "lepton.utils.checkpoint",
+    "torch.amp": "lepton.amp",
+    "torch.cuda": "lepton.cuda",
+    "torch.cuda.amp": "lepton.amp.cuda_amp",
+    "torch.backends": "lepton.backends",
+    "torch.backends.cuda": "lepton.backends.cuda",
+    "torch.backends.cudnn": "lepton.backends.cudnn",
+    "torch.backends.mps": "lepton.backends.mps",
+    "torch.backends.mkldnn": "lepton.backends.mkldnn",
+    "torch.backends.openmp": "lepton.backends.openmp",
+    "torch.distributed": "lepton.distributed",
+    "torch.autograd": "lepton.autograd",
+    "torch.testing": "lepton.testing",
+    "torch.onnx": "lepton.onnx",
+    "torch.jit": "lepton.jit",
+    "torch.accelerator": "lepton.accelerator",
+    "torchvision": "lepton.vision",
+    "torchvision.datasets": "lepton.vision.datasets",
+    "torchvision.transforms": "lepton.vision.transforms",
+    "torchvision.utils": "lepton.vision.utils",
+}
+
+VIEWS = {
+    "torch.nn.modules": "lepton.nn",
+    "torch.nn.parallel": "lepton.distributed",
+    "torch.utils.data.dataloader": "lepton.data",
+    "torch.utils.data.dataset": "lepton.data",
+    "torch.utils.data.sampler": "lepton.data",
+    "torch.utils.data.distributed": "lepton.distributed",
+    "torch.autograd.grad_mode": "lepton.autograd",
+    "torch.autograd.function": "lepton.autograd",
+    "torch.random": "lepton",
+    "torch.serialization": "lepton.io",
+    "torch.types": "lepton",
+}
+
+# What to use instead, for torch modules people reach for that Lepton does not have.
+_INSTEAD = {
+    "torch.hub": "there are no downloads: load weights with lepton.load from a local file",
+    "torch.distributions": "sample with lepton.multinomial, lepton.randn, lepton.rand",
+    "torch.multiprocessing": "use Python's multiprocessing; DataLoader(num_workers=...) works without it",
+    "torch.profiler": "time with time.perf_counter and `lepton bench`",
+    "torch.fx": "Lepton runs eagerly and has no graph capture",
+    "torch._dynamo": "torch.compile returns the model unchanged under Lepton",
+}
+
+
+def resolve(fullname):
+    """("alias", lepton module name), ("view", lepton module name) or ("missing", what to do instead)."""
+    if fullname in ALIASES:
+        return "alias", ALIASES[fullname]
+    parts = fullname.split(".")
+    for end in range(len(parts), 1, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in VIEWS:
+            return "view", VIEWS[prefix]
+    for end in range(len(parts), 1, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in _INSTEAD:
+            return "missing", _INSTEAD[prefix]
+    return "missing", "see `lepton run --help` for what is covered"
