@@ -1,0 +1,10 @@
+"""lepton.vision: torchvision's datasets (MNIST and Fashion-MNIST from local files, ImageFolder),
+transforms (PIL images and Lepton tensors) and utils (make_grid, save_image), with torchvision's
+names and semantics; `import torchvision` resolves here under `lepton run`."""
+
+import lepton
+from lepton.vision import datasets, transforms, utils
+
+__version__ = lepton.__version__
+
+__all__ = ["datasets", "transforms", "utils", "__version__"]
