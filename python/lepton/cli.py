@@ -81,7 +81,7 @@ def _resume_config(args, path):
 
     if not os.path.isfile(path):
         raise UsageError(f"no checkpoint to resume from at '{path}'")
-    state = lepton.load(path)
+    state = lepton.load(path, map_location="cpu")
     config = state.get("config") if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT else None
     if not config or "recipe" not in config:
         raise UsageError(f"'{path}' is not a checkpoint written by `lepton train`")

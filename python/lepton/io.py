@@ -1,106 +1,75 @@
-"""lepton.save / lepton.load: checkpoints in the safetensors format, never pickle.
+"""lepton.save / lepton.load (torch.save / torch.load under `lepton run`): safetensors files
+with a JSON skeleton, never pickle.
 
-A file holds every tensor of `obj` as a safetensors entry, keyed by its path in the nested
-structure ("model/fc.weight", "optimizer/state/0/exp_avg"), and the rest of the structure (dicts,
-lists, numbers, strings, None) as JSON in the header's metadata under "lepton", with
-{"__tensor__": key} where each tensor was. Loading parses JSON and copies bytes: it never runs
-code from the file. Files are written to a temporary name and renamed into place, so a crash
-mid-write leaves the previous checkpoint intact.
+A file is a safetensors file (https://github.com/huggingface/safetensors): every tensor and
+NumPy array of the object is an entry named by its path in the structure ("model/fc.weight",
+"optimizer/state/0/exp_avg", made unique with "#2"... where paths coincide), so the safetensors
+package reads the arrays. The header's "__metadata__" holds {"format": "lepton-2", "lepton":
+JSON}, where the JSON is {"root": node, "tensors": [row...], "ndarrays": [row...]}: the object's
+skeleton (lepton/serialization/skeleton.py describes the nodes) and one row per tensor object
+({"data": entry, "device": "cuda:0", "requires_grad": true, "parameter": true}, the last two only
+when set) or array ({"data": entry}). Loading parses JSON and copies bytes: it never runs code
+from the file, so weights_only=True and weights_only=False load the same way, safely.
 
-The format (https://github.com/huggingface/safetensors): 8-byte little-endian header length N,
-N bytes of JSON header, then the raw little-endian tensor data.
+Files written by earlier Lepton versions (format lepton-1) still load, and so does any plain
+safetensors file (safetensors.torch.save_file, ...), as a flat {name: tensor} dict.
 """
 
+import io
 import json
+import mmap as _mmap
 import os
-import struct
 
-import numpy as np
-
-from lepton import _C
+from lepton.serialization import container
+from lepton.serialization.arrays import entry_bytes, entry_dtype, entry_nbytes
+from lepton.serialization.loading import FORMAT, load_buffer
+from lepton.serialization.location import restorer
+from lepton.serialization.skeleton import Encoder
 
 __all__ = ["save", "load"]
 
-_DT = _C.dtype
-# lepton dtype <-> safetensors dtype name, and the NumPy type used to move the raw bytes
-_ST_NAMES = {_DT.bool: "BOOL", _DT.uint8: "U8", _DT.int8: "I8", _DT.int32: "I32", _DT.int64: "I64",
-             _DT.float16: "F16", _DT.bfloat16: "BF16", _DT.float32: "F32", _DT.float64: "F64"}
-_FROM_ST = {v: k for k, v in _ST_NAMES.items()}
-_MAX_HEADER = 100 * 1024 * 1024
+_NO_PICKLE = "Lepton never pickles: its files are safetensors with a JSON skeleton"
 
 
-def _flatten(obj, path, tensors):
-    """The JSON skeleton of obj; tensors are collected into `tensors` by path."""
-    if isinstance(obj, _C.Tensor):
-        key = path or "tensor"
-        tensors[key] = obj
-        return {"__tensor__": key}
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            if not isinstance(k, (str, int)):
-                raise TypeError(f"save: dict keys must be str or int, got {type(k).__name__} at '{path}'")
-            if isinstance(k, str) and "/" in k:
-                raise ValueError(f"save: dict key '{k}' at '{path}' must not contain '/'")
-            out[f"{type(k).__name__}:{k}"] = _flatten(v, f"{path}/{k}" if path else str(k), tensors)
-        return {"__dict__": out}
-    if isinstance(obj, (list, tuple)):
-        items = [_flatten(v, f"{path}/{i}" if path else str(i), tensors) for i, v in enumerate(obj)]
-        return {"__tuple__": items} if isinstance(obj, tuple) else items
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    raise TypeError(f"save: can't store a {type(obj).__name__} at '{path or '<root>'}' (supported: tensors, dicts, "
-                    "lists, tuples, numbers, strings, None)")
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True):
+    """Writes `obj` to `f`, a path (written atomically: a temporary file renamed into place, so a
+    crash mid-write leaves the previous file intact) or a binary file object.
+
+    obj may nest dict, OrderedDict, list, tuple, set, frozenset and argparse.Namespace around
+    tensors (any dtype and device; views are saved by value), NumPy arrays and scalars, int,
+    float (nan and inf too), complex, bool, str, bytes, bytearray, None, lepton.device and
+    lepton.dtype; dict keys may be any of the hashable ones and keep their types. A tensor object
+    met twice loads as one object; distinct tensors that are the same view of the same memory
+    (tied weights) load sharing storage, as in torch; other overlapping tensors load independent.
+    Anything else (a whole nn.Module, an optimizer, a dataclass, a class) raises TypeError naming
+    its type and path: save model.state_dict() instead. pickle_protocol and
+    _use_new_zipfile_serialization choose among torch's pickle formats, so they change nothing
+    here; pickle_module raises TypeError.
+    """
+    if pickle_module is not None:
+        raise TypeError(f"save: pickle_module is not supported; {_NO_PICKLE}")
+    encoder = Encoder()
+    document = encoder.document(obj)
+    metadata = {"format": FORMAT, "lepton": json.dumps(document, separators=(",", ":"), allow_nan=False)}
+    specs = [(name, entry_dtype(o), o.shape, entry_nbytes(o)) for name, o in encoder.entries.items()]
+    buffers = (entry_bytes(o) for o in encoder.entries.values())
+    if isinstance(f, (str, bytes, os.PathLike)):
+        _write_atomically(os.fsdecode(f), lambda stream: container.write(stream, specs, metadata, buffers))
+    elif callable(getattr(f, "write", None)):
+        if isinstance(f, io.TextIOBase):
+            raise TypeError("save: f is a text-mode file; open it in binary mode ('wb')")
+        container.write(f, specs, metadata, buffers)
+    else:
+        raise TypeError(f"save: f must be a path or a binary file object, not {type(f).__name__}")
 
 
-def _unflatten(node, tensors):
-    if isinstance(node, list):
-        return [_unflatten(v, tensors) for v in node]
-    if isinstance(node, dict):
-        if "__tensor__" in node:
-            return tensors[node["__tensor__"]]
-        if "__tuple__" in node:
-            return tuple(_unflatten(v, tensors) for v in node["__tuple__"])
-        out = {}
-        for k, v in node["__dict__"].items():
-            kind, _, name = k.partition(":")
-            out[int(name) if kind == "int" else name] = _unflatten(v, tensors)
-        return out
-    return node
-
-
-def _raw_bytes(t):
-    host = t.detach().cpu().contiguous()
-    if host.dtype == _DT.bfloat16:  # NumPy has no bfloat16: move the bits as float16
-        host = host.view(_DT.float16)
-    return host.numpy().tobytes()
-
-
-def save(obj, path):
-    """Writes `obj` (a tensor, or dicts/lists of tensors and plain values) to `path` atomically."""
-    tensors = {}
-    skeleton = _flatten(obj, "", tensors)
-    header, blobs, offset = {}, [], 0
-    for key, t in tensors.items():
-        data = _raw_bytes(t)
-        header[key] = {"dtype": _ST_NAMES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"lepton": json.dumps(skeleton), "format": "lepton-1"}
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-len(head) % 8)  # the data section starts 8-byte aligned
-    path = os.fspath(path)
+def _write_atomically(path, write):
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "wb") as f:
-            f.write(struct.pack("<Q", len(head)))
-            f.write(head)
-            for b in blobs:
-                f.write(b)
-            f.flush()
-            os.fsync(f.fileno())
+        with open(tmp, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -113,46 +82,39 @@ def save(obj, path):
         os.close(dir_fd)
 
 
-def _corrupt(path, why):
-    return ValueError(f"load: '{path}' is not a valid Lepton checkpoint ({why})")
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):
+    """Reads what save() wrote, or a plain safetensors file (as a flat {name: tensor} dict), from a
+    path or a binary file object (read from its position to its end).
 
-
-def load(path, map_location=None):
-    """Reads what save() wrote; tensors land on the CPU or on `map_location`."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        blob = f.read()
-    if len(blob) < 8:
-        raise _corrupt(path, f"only {len(blob)} bytes")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n > _MAX_HEADER or 8 + n > len(blob):
-        raise _corrupt(path, f"header of {n} bytes does not fit in a file of {len(blob)} bytes")
-    try:
-        header = json.loads(blob[8:8 + n])
-        skeleton = json.loads(header.pop("__metadata__", {}).get("lepton", "null"))
-    except (ValueError, AttributeError) as e:
-        raise _corrupt(path, f"unreadable header: {e}") from None
-    data = memoryview(blob)[8 + n:]
-    tensors = {}
-    for key, info in header.items():
-        try:
-            dtype = _FROM_ST[info["dtype"]]
-            shape = [int(s) for s in info["shape"]]
-            begin, end = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise _corrupt(path, f"bad entry for '{key}'") from None
-        count = int(np.prod(shape, dtype=np.int64))
-        if not (0 <= begin <= end <= len(data)) or end - begin != count * dtype.itemsize:
-            raise _corrupt(path, f"'{key}' needs bytes {begin}..{end} of {len(data)} (truncated file?)")
-        np_type = "float16" if dtype == _DT.bfloat16 else dtype.name
-        arr = np.frombuffer(data[begin:end], dtype=np_type).reshape(shape).copy()
-        t = _C.from_numpy(arr)
-        if dtype == _DT.bfloat16:
-            t = t.view(_DT.bfloat16)
-        tensors[key] = t.to(map_location) if map_location is not None else t
-    if skeleton is None:  # a plain safetensors file: its tensors by name
-        return tensors
-    try:
-        return _unflatten(skeleton, tensors)
-    except (KeyError, TypeError, AttributeError) as e:
-        raise _corrupt(path, f"structure does not match its tensors: {e}") from None
+    Tensors go back where they were saved unless map_location says otherwise, as in torch: a
+    device or device string ('cpu', 'cuda:0') for all of them, a dict {'cuda:0': 'cpu'} from saved
+    locations to new ones, or a callable(storage, location) returning a tensor or None (for the
+    default); Lepton has no storages, so it receives the tensor, on the CPU. NumPy arrays come
+    back as NumPy arrays. weights_only is accepted and changes nothing: both values load the same
+    safe format, which never runs code. mmap=True maps the file instead of reading it into memory
+    first (tensors are still copied out of it); it needs a path. pickle_module and torch's
+    unpickler keyword arguments raise TypeError. A damaged file raises ValueError saying what is
+    wrong with it.
+    """
+    if pickle_module is not None:
+        raise TypeError(f"load: pickle_module is not supported; {_NO_PICKLE}")
+    if pickle_load_args:
+        raise TypeError(f"load: unexpected keyword argument(s) {', '.join(pickle_load_args)} (torch hands these "
+                        f"to its unpickler; {_NO_PICKLE})")
+    restore = restorer(map_location)
+    if isinstance(f, (str, bytes, os.PathLike)):
+        path = os.fsdecode(f)
+        with open(path, "rb") as stream:
+            if mmap and os.fstat(stream.fileno()).st_size:  # (an empty file can't be mapped)
+                buf = _mmap.mmap(stream.fileno(), 0, access=_mmap.ACCESS_READ)
+            else:
+                buf = stream.read()
+        return load_buffer(buf, f"'{path}'", restore)
+    if not callable(getattr(f, "read", None)):
+        raise TypeError(f"load: f must be a path or a binary file object, not {type(f).__name__}")
+    if mmap:
+        raise ValueError("load: mmap=True needs a file path, not a file object")
+    buf = f.read()
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError(f"load: the file object gave {type(buf).__name__}, not bytes; open it in binary mode ('rb')")
+    return load_buffer(buf, f"the file object {getattr(f, 'name', type(f).__name__)!r}", restore)

@@ -95,4 +95,4 @@ def file_version(path):
 
 
 def load_servable(path, quantize=False):
-    return servable_from_checkpoint(lepton.load(path), file_version(path), quantize=quantize)
+    return servable_from_checkpoint(lepton.load(path, map_location="cpu"), file_version(path), quantize=quantize)

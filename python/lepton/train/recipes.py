@@ -262,7 +262,7 @@ def evaluate(model, data, config, device="cpu"):
 def load_run(path, task=None):
     """(config, model with the checkpoint's weights) from a checkpoint written by `lepton train`.
     ValueError for files that are not such a checkpoint or hold another task's model."""
-    state = lepton.load(path)
+    state = lepton.load(path, map_location="cpu")
     config = state.get("config") if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT else None
     if not config or config.get("recipe") not in RECIPES:
         raise ValueError(f"'{path}' is not a checkpoint written by `lepton train`")

@@ -520,7 +520,7 @@ class Trainer:
 
     def load_checkpoint(self, path):
         try:
-            state = lepton.load(path)
+            state = lepton.load(path, map_location="cpu")
         except FileNotFoundError:
             raise FileNotFoundError(f"checkpoint '{path}' does not exist") from None
         try:
