@@ -2,19 +2,21 @@
 composed of tensor ops in torch's order (no fused kernel yet)."""
 
 from lepton._creation import full_like
-from lepton.optim.optimizer import Optimizer, check_range
+from lepton.optim.optimizer import Optimizer, check_range, torch_options
 
 
 class Adagrad(Optimizer):
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, *,
-                 maximize=False):
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                 foreach=None, *, maximize=False, differentiable=False, fused=None):
         check_range("learning rate", lr)
         check_range("lr_decay value", lr_decay)
         check_range("weight_decay value", weight_decay)
         check_range("initial_accumulator_value value", initial_accumulator_value)
         check_range("epsilon value", eps)
+        flags = torch_options("Adagrad", foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
-                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize,
+                                      **flags))
         # torch creates the accumulators up front, so they are in state_dict() from the start
         for group in self.param_groups:
             for p in group["params"]:

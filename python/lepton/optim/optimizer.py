@@ -1,5 +1,7 @@
 """Optimizer: the base of lepton.optim, with torch.optim.Optimizer's param_groups, state and
 state_dict format ({"state": {param index: {...}}, "param_groups": [{..., "params": [indices]}]}).
+Params come as tensors, as dicts of per-group options, or as (name, tensor) pairs (e.g.
+model.named_parameters()), whose names the group keeps under "param_names", as torch does.
 
 Differences from torch: state["step"] is a Python int (torch keeps a 0-d tensor; a tensor
 step is accepted by load_state_dict), and load_state_dict copies the state tensors, so a
@@ -59,6 +61,12 @@ class Optimizer:
         group = dict(param_group)
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else _ordered(params)
+        named = [p for p in params if isinstance(p, tuple)]
+        if named:  # (name, param) pairs, as from model.named_parameters()
+            if len(named) != len(params):
+                raise ValueError("all optimizer params should be with/without names. Some param names are missing")
+            group["param_names"] = [name for name, _ in named]
+            params = [p for _, p in named]
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
@@ -143,6 +151,8 @@ def _load_value(key, value, param, floating_dtype):
     if isinstance(value, Tensor):  # floating state takes the dtype its param's steps use
         target = floating_dtype if value.is_floating_point() else value.dtype
         return value.to(param.device, target, copy=True)
+    if isinstance(value, (list, tuple)):  # e.g. LBFGS's history of steps
+        return type(value)(_load_value(None, v, param, floating_dtype) for v in value)
     return value
 
 
@@ -181,6 +191,33 @@ def grads_of(params):
 def check_range(name, value, low=0.0, high=None):
     if not low <= value or (high is not None and not value < high):
         raise ValueError(f"Invalid {name}: {value}")
+
+
+def torch_options(name, differentiable=False, **flags):
+    """torch's implementation switches (foreach, fused, capturable, differentiable: the ones
+    optimizer `name` has in torch), checked, as group options under torch's names. foreach and
+    fused choose among torch's kernels; Lepton has one step per optimizer (the multi-tensor fused
+    kernel where there is one), which every value of theirs selects. capturable (CUDA-graph
+    capture) changes nothing, as Lepton keeps step counts on the host. differentiable=True,
+    autograd through the step, cannot work: steps update params in place, recording no graph."""
+    if flags.get("fused") and flags.get("foreach"):
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    if differentiable:
+        raise NotImplementedError(f"lepton.optim.{name}: differentiable=True (autograd through the optimizer "
+                                  "step) is not supported; steps run in place without recording a graph")
+    return dict(flags, differentiable=False)
+
+
+def lerp_(a, b, weight):
+    """a.lerp_(b, weight) with torch's formula."""
+    if weight < 0.5:
+        return a.add_((b - a) * weight)
+    return a.copy_(b - (b - a) * (1 - weight))
+
+
+def dot(a, b):
+    """The dot product of two 1-d tensors, as a Python float."""
+    return (a * b).sum().item()
 
 
 __all__ = ["Optimizer", "required"]

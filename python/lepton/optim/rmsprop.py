@@ -2,26 +2,20 @@
 tensor ops in torch's order (no fused kernel yet)."""
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range
-
-
-def lerp_(a, b, weight):
-    """a.lerp_(b, weight) with torch's formula."""
-    if weight < 0.5:
-        return a.add_((b - a) * weight)
-    return a.copy_(b - (b - a) * (1 - weight))
+from lepton.optim.optimizer import Optimizer, check_range, lerp_, torch_options
 
 
 class RMSprop(Optimizer):
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 maximize=False):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                 capturable=False, foreach=None, maximize=False, differentiable=False):
         check_range("learning rate", lr)
         check_range("epsilon value", eps)
         check_range("momentum value", momentum)
         check_range("weight_decay value", weight_decay)
         check_range("alpha value", alpha)
+        flags = torch_options("RMSprop", capturable=capturable, foreach=foreach, differentiable=differentiable)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                                      centered=centered, maximize=maximize))
+                                      centered=centered, maximize=maximize, **flags))
 
     def _step_group(self, group, params):
         alpha, lr, momentum = group["alpha"], group["lr"], group["momentum"]
