@@ -4,6 +4,7 @@ Every function here is differentiable through the ops it is made of; softmax, lo
 unweighted class-index cross_entropy call fused kernels whose backward lives in C++.
 """
 
+import math
 import warnings
 
 from lepton import _C
@@ -500,3 +501,653 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     float32 elsewhere.
     """
     return _C.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale)
+
+
+# ---- more activations, composed of differentiable ops -----------------------------------------
+#
+# inplace=True writes the result into input with in-place ops that autograd records (mul_, clamp_,
+# relu_, add_), so the returned tensor is input itself, as in torch.
+
+__all__ += ["leaky_relu", "elu", "selu", "celu", "softplus", "hardtanh", "relu6", "mish", "hardswish",
+            "hardsigmoid", "softsign", "glu", "prelu"]
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def _filled_like(t, value):
+    return _C.full(tuple(t.shape), value, dtype=t.dtype, device=t.device)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x for x > 0, negative_slope·x otherwise (the gradient at 0 is negative_slope, as in torch)."""
+    _check_float("leaky_relu", input=input)
+    factor = _C.where(input > 0, 1.0, _filled_like(input, negative_slope))
+    return input.mul_(factor) if inplace else input * factor
+
+
+def _elu(name, input, alpha, scale, input_scale, inplace):
+    """scale·x for x > 0, scale·alpha·(exp(input_scale·x) - 1) otherwise: torch's elu family.
+
+    Built as scale·relu(x) + tail, where tail is computed from -min(x, 0) (clamp passes the gradient
+    at 0, so the slope at 0 is scale·alpha·input_scale as in torch) and is -0.0 for x > 0."""
+    _check_float(name, input=input)
+    tail = ((-input).clamp(min=0.0) * -input_scale).expm1() * (alpha * scale)
+    if inplace:
+        input.relu_()
+        if scale != 1.0:
+            input.mul_(scale)
+        return input.add_(tail)
+    positive = input.relu()
+    return (positive if scale == 1.0 else positive * scale) + tail
+
+
+def elu(input, alpha=1.0, inplace=False):
+    return _elu("elu", input, alpha, 1.0, 1.0, inplace)
+
+
+def selu(input, inplace=False):
+    return _elu("selu", input, _SELU_ALPHA, _SELU_SCALE, 1.0, inplace)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0 (the negative part is alpha·(exp(x/alpha) - 1))")
+    return _elu("celu", input, alpha, 1.0, 1.0 / alpha, inplace)
+
+
+def _softplus_unscaled(z):
+    """log(1 + exp(z)) = -log σ(-z), finite for any z."""
+    return -logsigmoid(-z)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta·x)) / beta, and x itself where beta·x > threshold (for stability), as in torch."""
+    _check_float("softplus", input=input)
+    scaled = input * beta
+    soft = _softplus_unscaled(scaled)
+    return _C.where(scaled > threshold, input, soft if beta == 1.0 else soft / beta)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clamped to [min_val, max_val]."""
+    _check_float("hardtanh", input=input)
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    return input.clamp_(min_val, max_val) if inplace else input.clamp(min_val, max_val)
+
+
+def relu6(input, inplace=False):
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def mish(input, inplace=False):
+    """x·tanh(softplus(x))."""
+    _check_float("mish", input=input)
+    gate = _softplus_unscaled(input).tanh()
+    return input.mul_(gate) if inplace else input * gate
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6."""
+    _check_float("hardsigmoid", input=input)
+    if inplace:
+        return input.add_(3.0).clamp_(0.0, 6.0).div_(6.0)
+    return (input + 3.0).clamp(0.0, 6.0) / 6.0
+
+
+def hardswish(input, inplace=False):
+    """x·relu6(x + 3) / 6."""
+    _check_float("hardswish", input=input)
+    gate = (input + 3.0).clamp(0.0, 6.0)
+    return input.mul_(gate).div_(6.0) if inplace else input * gate / 6.0
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    _check_float("softsign", input=input)
+    return input / (input.abs() + 1)
+
+
+def glu(input, dim=-1):
+    """a·σ(b) for the two halves a, b of input along dim."""
+    _check_float("glu", input=input)
+    if input.dim() == 0 or input.shape[dim] % 2:
+        raise ValueError(f"glu: halving dimension must be even, but dimension {dim} of input "
+                         f"{tuple(input.shape)} is not")
+    a, b = input.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def prelu(input, weight):
+    """x for x > 0, weight·x otherwise; weight has 1 element or one per channel (dim 1)."""
+    _check_float("prelu", input=input, weight=weight)
+    channels = input.shape[1] if input.dim() >= 2 else 1
+    if weight.dim() > 1 or weight.numel() not in (1, channels):
+        raise ValueError(f"prelu: weight of shape {tuple(weight.shape)} must have 1 element or one per channel "
+                         f"({channels}) of input {tuple(input.shape)}")
+    if weight.numel() > 1:
+        weight = weight.reshape([channels] + [1] * (input.dim() - 2))
+    return _C.where(input > 0, input, input * weight)
+
+
+# ---- more losses ------------------------------------------------------------------------------
+
+__all__ += ["smooth_l1_loss", "huber_loss", "kl_div", "triplet_margin_loss"]
+
+
+def _legacy_reduction(size_average, reduce, reduction):
+    """reduction, or the one that torch's deprecated size_average/reduce flags stand for (with its warning)."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = ("mean" if size_average else "sum") if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.",
+                  stacklevel=3)
+    return legacy
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """0.5·d²/beta where |d| < beta, |d| - 0.5·beta elsewhere (d = input - target); beta=0 is l1_loss."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
+    if beta == 0:
+        return l1_loss(input, target, reduction)
+    d = _pointwise_loss("smooth_l1_loss", input, target)
+    size = d.abs()
+    return _reduce(_C.where(size < beta, d.square() * 0.5 / beta, size - 0.5 * beta), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5·d² where |d| < delta, delta·(|d| - 0.5·delta) elsewhere; optionally times a per-element weight."""
+    if delta <= 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta}")
+    d = _pointwise_loss("huber_loss", input, target)
+    _check_float("huber_loss", weight=weight)
+    size = d.abs()
+    loss = _C.where(size < delta, d.square() * 0.5, (size - 0.5 * delta) * delta)
+    if weight is not None:
+        if tuple(weight.shape) != tuple(input.shape):
+            raise ValueError(f"huber_loss: weight of shape {tuple(weight.shape)} must have the input's shape "
+                             f"{tuple(input.shape)}")
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Pointwise KL divergence target·(log target - input) for log-probabilities input (target as
+    log-probabilities too with log_target); 0 where target is 0. reduction 'batchmean' divides the sum
+    by the batch size (the mathematical KL divergence); 'mean' divides by the element count."""
+    _check_float("kl_div", input=input, target=target)
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      stacklevel=2)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        present = target != 0  # xlogy(t, t) = 0 at t = 0; log is taken of 1 there so no inf reaches the gradient
+        loss = _C.where(present, target * _C.where(present, target, 1.0).log(), 0.0) - target * input
+    if reduction == "batchmean":
+        total = loss.sum()
+        return total / input.shape[0] if input.dim() else total
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
+    """max(d(a, p) - d(a, n) + margin, 0) with d the pairwise p-norm distance (swap: d(a, n) is the
+    smaller of d(a, n) and d(p, n))."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_float("triplet_margin_loss", anchor=anchor, positive=positive, negative=negative)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
+    if not anchor.dim() == positive.dim() == negative.dim():
+        raise ValueError(f"triplet_margin_loss: the anchor, positive, and negative tensors are expected to have "
+                         f"the same number of dimensions, but got: anchor {anchor.dim()}D, positive "
+                         f"{positive.dim()}D, and negative {negative.dim()}D inputs")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = d_neg.minimum(pairwise_distance(positive, negative, p, eps))
+    return _reduce((d_pos - d_neg + margin).clamp(min=0.0), reduction)
+
+
+# ---- distances, normalisation and encodings ---------------------------------------------------
+
+__all__ += ["cosine_similarity", "pairwise_distance", "normalize", "one_hot"]
+
+
+def _vector_norm(x, p, dim, keepdim=False):
+    """The p-norm of x along dim (p = inf: the largest |x|; p = 0: the count of nonzeros), with the
+    gradient at a zero vector 0 rather than NaN, as torch's norm gives."""
+    if p == float("inf"):
+        return x.abs().amax(dim, keepdim=keepdim)
+    if p == 0:
+        return (x != 0).to(x.dtype).sum(dim, keepdim=keepdim)
+    if p <= 0:
+        raise ValueError(f"norm: p must be positive, 0 or inf, got {p}")
+    powered = x.square() if p == 2 else x.abs().pow(float(p))
+    total = powered.sum(dim, keepdim=keepdim)
+    if p == 1:
+        return total
+    nonzero = total > 0
+    root = _C.where(nonzero, total, 1.0)
+    return _C.where(nonzero, root.sqrt() if p == 2 else root.pow(1.0 / p), 0.0)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """Σ (x1/‖x1‖)·(x2/‖x2‖) along dim, each norm clamped below at eps (the clamp does not enter the
+    gradient, as in torch); x1 and x2 broadcast."""
+    _check_float("cosine_similarity", x1=x1, x2=x2)
+
+    def unit(x):
+        norm = _vector_norm(x, 2, dim, keepdim=True)
+        with no_grad():
+            lift = norm.clamp(min=eps) - norm
+        return x / (norm + lift)
+
+    return (unit(x1) * unit(x2)).sum(dim)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """‖x1 - x2 + eps‖_p along the last dimension (x1 and x2 broadcast)."""
+    _check_float("pairwise_distance", x1=x1, x2=x2)
+    return _vector_norm(x1 - x2 + eps, p, -1, keepdim)
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """input / max(‖input‖_p along dim, eps)."""
+    _check_float("normalize", input=input)
+    if out is not None:
+        raise TypeError("normalize: out= is not supported; use the returned tensor")
+    return input / _vector_norm(input, p, dim, keepdim=True).clamp(min=eps)
+
+
+def one_hot(tensor, num_classes=-1):
+    """int64 [..., num_classes] with a 1 at each index of the int64 tensor (num_classes=-1: max + 1)."""
+    if not isinstance(tensor, Tensor) or tensor.dtype != _C.dtype.int64:
+        got = tensor.dtype if isinstance(tensor, Tensor) else type(tensor).__name__
+        raise TypeError(f"one_hot is only applicable to index tensor of type int64 (LongTensor), got {got}")
+    if tensor.numel() == 0 and num_classes == -1:
+        raise ValueError("one_hot: can not infer total number of classes from empty tensor")
+    if tensor.numel():
+        lowest, highest = int(tensor.min().item()), int(tensor.max().item())
+        num_classes = highest + 1 if num_classes == -1 else num_classes
+        if lowest < 0:
+            raise ValueError("one_hot: class values must be non-negative")
+        if highest >= num_classes:
+            raise ValueError(f"one_hot: class values must be smaller than num_classes ({num_classes})")
+    classes = _C.arange(num_classes, device=tensor.device)
+    return (tensor.unsqueeze(-1) == classes).to(_C.dtype.int64)
+
+
+def bilinear(input1, input2, weight, bias=None):
+    """y_k = x1ᵀ·W_k·x2 + b_k for input1 [..., in1], input2 [..., in2], weight [out, in1, in2]."""
+    _check_float("bilinear", input1=input1, input2=input2, weight=weight, bias=bias)
+    if weight.dim() != 3 or input1.shape[-1] != weight.shape[1] or input2.shape[-1] != weight.shape[2] \
+            or tuple(input1.shape[:-1]) != tuple(input2.shape[:-1]):
+        raise ValueError(f"bilinear: expected input1 [..., in1], input2 [..., in2] with the same leading dims and "
+                         f"weight [out, in1, in2], got {tuple(input1.shape)}, {tuple(input2.shape)} and "
+                         f"{tuple(weight.shape)}")
+    n_out, n1, n2 = weight.shape
+    lead = list(input1.shape[:-1])
+    x1, x2 = input1.reshape(-1, n1), input2.reshape(-1, n2)
+    # x1 · W viewed as [in1, out·in2] gives each row's [out, in2] matrix; its product with x2 sums over in2
+    mixed = (x1 @ weight.permute(1, 0, 2).reshape(n1, n_out * n2)).reshape(-1, n_out, n2)
+    out = (mixed * x2.unsqueeze(1)).sum(-1)
+    if bias is not None:
+        out = out + bias
+    return out.reshape(lead + [n_out])
+
+
+__all__ += ["bilinear"]
+
+
+# ---- transposed convolution -------------------------------------------------------------------
+
+__all__ += ["conv_transpose2d"]
+
+
+def _int_pair(name, arg, value, minimum):
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= minimum for v in pair):
+        raise ValueError(f"{name}: {arg} must be an int or a pair of ints >= {minimum}, got {value!r}")
+    return pair
+
+
+def _spread(x, dim, step):
+    """x with step - 1 zeros inserted between neighbours along dim (size n -> (n - 1)·step + 1)."""
+    if step == 1:
+        return x
+    shape = list(x.shape)
+    n = shape[dim]
+    zeros = _C.zeros(tuple(shape[:dim + 1] + [step - 1] + shape[dim + 1:]), dtype=x.dtype, device=x.device)
+    spread = _C.cat([x.unsqueeze(dim + 1), zeros], dim + 1).reshape(shape[:dim] + [n * step] + shape[dim + 1:])
+    return spread.narrow(dim, 0, (n - 1) * step + 1)
+
+
+def _flip(x, dim):
+    """x reversed along dim, from slices and cat (kernel dims are small)."""
+    return _C.cat([x.narrow(dim, i, 1) for i in range(x.shape[dim] - 1, -1, -1)], dim)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The transpose (gradient) of conv2d: [N, C_in, H, W] (or [C_in, H, W]) with weight
+    [C_in, C_out / groups, kH, kW] gives H_out = (H - 1)·stride - 2·padding + dilation·(kH - 1) +
+    output_padding + 1 (likewise W).
+
+    Computed as the equivalent direct convolution: the input spread out by stride (stride - 1 zeros
+    between elements), padded by dilation·(k - 1) - padding each side (output_padding more after;
+    negative pads crop), convolved at stride 1 with the kernel flipped and its channel roles swapped
+    within each group. Differentiable in input, weight and bias through those ops.
+    """
+    _check_float("conv_transpose2d", input=input, weight=weight, bias=bias)
+    if input.dim() not in (3, 4) or weight.dim() != 4:
+        raise ValueError(f"conv_transpose2d: expected input [N, C_in, H, W] or [C_in, H, W] and weight "
+                         f"[C_in, C_out / groups, kH, kW], got {tuple(input.shape)} and {tuple(weight.shape)}")
+    stride = _int_pair("conv_transpose2d", "stride", stride, 1)
+    padding = _int_pair("conv_transpose2d", "padding", padding, 0)
+    output_padding = _int_pair("conv_transpose2d", "output_padding", output_padding, 0)
+    dilation = _int_pair("conv_transpose2d", "dilation", dilation, 1)
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv_transpose2d: groups must be a positive int, got {groups!r}")
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    c_in, c_out_group, kernel = x.shape[1], weight.shape[1], weight.shape[2:]
+    if weight.shape[0] != c_in or c_in % groups:
+        raise ValueError(f"conv_transpose2d: input with {c_in} channels needs weight [C_in={c_in}, C_out / groups, "
+                         f"kH, kW] with C_in divisible by groups={groups}, got weight {tuple(weight.shape)}")
+    if bias is not None and tuple(bias.shape) != (c_out_group * groups,):
+        raise ValueError(f"conv_transpose2d: bias of shape {tuple(bias.shape)}, expected ({c_out_group * groups},)")
+    for d in range(2):
+        if output_padding[d] >= stride[d] and output_padding[d] >= dilation[d]:
+            raise ValueError(f"conv_transpose2d: output padding must be smaller than either stride or dilation, "
+                             f"got output_padding={output_padding}, stride={stride}, dilation={dilation}")
+        size = ((x.shape[2 + d] - 1) * stride[d] - 2 * padding[d] + dilation[d] * (kernel[d] - 1)
+                + output_padding[d] + 1)
+        if size <= 0:
+            raise ValueError(f"conv_transpose2d: input {tuple(input.shape)} with weight {tuple(weight.shape)}, "
+                             f"stride {stride}, padding {padding} gives an empty output (size {size} in dim {2 + d})")
+    x = _spread(_spread(x, 2, stride[0]), 3, stride[1])
+    (top, left) = [dilation[d] * (kernel[d] - 1) - padding[d] for d in range(2)]
+    x = pad(x, (left, left + output_padding[1], top, top + output_padding[0]))
+    c_in_group = c_in // groups
+    w = weight.reshape(groups, c_in_group, c_out_group, *kernel).transpose(1, 2)
+    w = _flip(_flip(w.reshape(groups * c_out_group, c_in_group, *kernel), 2), 3)
+    out = conv2d(x, w, bias, 1, 0, dilation, groups)
+    return out.squeeze(0) if unbatched else out
+
+
+# ---- resampling and pixel shuffling -----------------------------------------------------------
+
+__all__ += ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
+            "pixel_unshuffle"]
+
+_INTERPOLATE_MODES = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,), "bilinear": (2,),
+                      "trilinear": (3,), "area": (1, 2), "bicubic": ()}
+
+
+def _interpolate_sizes(input, size, scale_factor, recompute_scale_factor, mode):
+    """(output sizes, scale factors or None per spatial dim), as torch's interpolate works them out."""
+    dims = input.dim() - 2
+    spatial = list(input.shape[2:])
+    if size is not None and scale_factor is not None:
+        raise ValueError("interpolate: only one of size or scale_factor should be defined")
+    if size is None and scale_factor is None:
+        raise ValueError("interpolate: either size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("interpolate: recompute_scale_factor is not meaningful with an explicit size")
+        sizes = list(size) if isinstance(size, (tuple, list)) else [size] * dims
+        if len(sizes) != dims:
+            raise ValueError(f"interpolate: input and output must have the same number of spatial dimensions, but "
+                             f"got input with spatial dimensions of {spatial} and output size of {size}")
+        scales = None
+    else:
+        scales = list(scale_factor) if isinstance(scale_factor, (tuple, list)) else [scale_factor] * dims
+        if len(scales) != dims:
+            raise ValueError(f"interpolate: scale_factor shape must match input shape. Input is {dims}D, "
+                             f"scale_factor size is {len(scales)}")
+        sizes = [math.floor(float(n) * float(s)) for n, s in zip(spatial, scales)]
+        if recompute_scale_factor or mode == "area":
+            scales = None
+    if not all(isinstance(n, int) and n > 0 for n in sizes):
+        raise ValueError(f"interpolate: output sizes should be integers greater than 0, but got input "
+                         f"{spatial} and output {sizes}")
+    return sizes, scales
+
+
+def _resample_dim(x, dim, taps):
+    """Σ_k x.index_select(dim, index_k)·weight_k over taps [(index_k, weight_k [m] or None)], differentiable.
+
+    dim is brought to the front of a [n, rest] matrix (one copy), the taps are row gathers (embedding,
+    whose gradient is a scatter-add) combined while contiguous, and the result goes back (one copy)."""
+    shape = list(x.shape)
+    prefix, n, suffix = math.prod(shape[:dim]), shape[dim], math.prod(shape[dim + 1:])
+    rows = x.reshape(prefix, n, suffix).transpose(0, 1).reshape(n, prefix * suffix)
+    out = None
+    for index, weight in taps:
+        picked = embedding(index, rows)
+        if weight is not None:
+            picked = picked * weight.to(x.dtype).unsqueeze(1)
+        out = picked if out is None else out + picked
+    m = out.shape[0]
+    return out.reshape(m, prefix, suffix).transpose(0, 1).reshape(shape[:dim] + [m] + shape[dim + 1:])
+
+
+def _nearest_source(n_in, n_out, scale, exact, device):
+    """torch's nearest(-exact) source indices: floor((i [+ 0.5])·s) in float32, s = 1/scale_factor or in/out."""
+    if not exact and n_out == 2 * n_in:  # torch's exact shortcut
+        return _C.arange(n_out, device=device).floor_divide(n_out // n_in)
+    ratio = _C.full((), 1.0 / scale if scale is not None else n_in / n_out, dtype=_C.dtype.float32, device=device)
+    position = _C.arange(n_out, dtype=_C.dtype.float32, device=device)
+    if exact:
+        position = position + 0.5
+    return (position * ratio).floor().clamp(max=n_in - 1).to(_C.dtype.int64)
+
+
+def _linear_source(n_in, n_out, scale, align_corners, dtype, device):
+    """torch's linear-interpolation taps for one dimension: (index0, index1, weight0, weight1)."""
+    if align_corners:
+        ratio = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        ratio = 1.0 / scale if scale is not None else n_in / n_out
+    ratio = _C.full((), ratio, dtype=dtype, device=device)
+    position = _C.arange(n_out, dtype=dtype, device=device)
+    source = position * ratio if align_corners else ((position + 0.5) * ratio - 0.5).clamp(min=0.0)
+    index0 = source.floor().clamp(max=n_in - 1)
+    weight1 = (source - index0).clamp(0.0, 1.0)
+    index0 = index0.to(_C.dtype.int64)
+    index1 = (index0 + 1).clamp(max=n_in - 1)
+    return index0, index1, 1.0 - weight1, weight1
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """Resample the spatial dims of [N, C, d1, ...] input to size (or d·scale_factor, rounded down).
+
+    mode 'nearest' / 'nearest-exact' (any of 1-3 spatial dims), 'linear' / 'bilinear' / 'trilinear'
+    (1 / 2 / 3 spatial dims; align_corners as torch), or 'area' (adaptive average pooling; 1-2 spatial
+    dims). Source positions follow torch's formulas, including that a given scale_factor (unless
+    recompute_scale_factor) sets the ratio 1/scale_factor. Gradients reach input through gathers.
+    """
+    _check_float("interpolate", input=input)
+    if mode not in _INTERPOLATE_MODES:
+        raise ValueError(f"interpolate: mode must be one of {list(_INTERPOLATE_MODES)}, got {mode!r}")
+    dims = input.dim() - 2
+    if dims not in _INTERPOLATE_MODES[mode]:
+        if mode == "bicubic":
+            raise NotImplementedError("interpolate: mode 'bicubic' is not implemented in Lepton; use 'bilinear'")
+        wanted = " or ".join(f"{d + 2}D" for d in _INTERPOLATE_MODES[mode])
+        raise ValueError(f"interpolate: mode {mode!r} needs {wanted} input, got {input.dim()}D input "
+                         f"{tuple(input.shape)}")
+    linear = mode in ("linear", "bilinear", "trilinear")
+    if align_corners is not None and not linear:
+        raise ValueError("interpolate: align_corners option can only be set with the interpolating modes: "
+                         "linear | bilinear | bicubic | trilinear")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not implemented in Lepton")
+    sizes, scales = _interpolate_sizes(input, size, scale_factor, recompute_scale_factor, mode)
+    if mode == "area":
+        if dims == 1:
+            return adaptive_avg_pool2d(input.unsqueeze(2), (1, sizes[0])).squeeze(2)
+        return adaptive_avg_pool2d(input, tuple(sizes))
+    compute = _C.dtype.float64 if input.dtype == _C.dtype.float64 else _C.dtype.float32
+    out = input
+    for d, n_out in enumerate(sizes):
+        dim, n_in, scale = d + 2, input.shape[d + 2], None if scales is None else scales[d]
+        if n_out == n_in:  # torch copies such a dimension whatever the scale factor
+            continue
+        if not linear:
+            out = _resample_dim(out, dim, [(_nearest_source(n_in, n_out, scale, mode == "nearest-exact",
+                                                            input.device), None)])
+        else:
+            index0, index1, weight0, weight1 = _linear_source(n_in, n_out, scale, bool(align_corners), compute,
+                                                              input.device)
+            out = _resample_dim(out, dim, [(index0, weight0), (index1, weight1)])
+    return out
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """interpolate (torch's deprecated name)."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Bilinear with align_corners=True (torch's deprecated upsample_bilinear)."""
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def _shuffle_factor(name, factor):
+    if not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"{name}: the factor must be a positive int, got {factor!r}")
+
+
+def pixel_shuffle(input, upscale_factor):
+    """[*, C·r², H, W] -> [*, C, H·r, W·r]: each group of r² channels becomes an r×r block."""
+    _shuffle_factor("pixel_shuffle", upscale_factor)
+    if not isinstance(input, Tensor) or input.dim() < 3:
+        raise ValueError(f"pixel_shuffle expects input to have at least 3 dimensions, got "
+                         f"{tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__}")
+    r, lead, (c, h, w) = upscale_factor, list(input.shape[:-3]), input.shape[-3:]
+    if c % (r * r):
+        raise ValueError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible by the square of "
+                         f"upscale_factor, but input.size(-3)={c} is not divisible by {r * r}")
+    n = len(lead)
+    x = input.reshape(lead + [c // (r * r), r, r, h, w])
+    order = list(range(n)) + [n, n + 3, n + 1, n + 4, n + 2]
+    return x.permute(*order).reshape(lead + [c // (r * r), h * r, w * r])
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """[*, C, H·r, W·r] -> [*, C·r², H, W], the inverse of pixel_shuffle."""
+    _shuffle_factor("pixel_unshuffle", downscale_factor)
+    if not isinstance(input, Tensor) or input.dim() < 3:
+        raise ValueError(f"pixel_unshuffle expects input to have at least 3 dimensions, got "
+                         f"{tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__}")
+    r, lead, (c, h, w) = downscale_factor, list(input.shape[:-3]), input.shape[-3:]
+    if h % r or w % r:
+        raise ValueError(f"pixel_unshuffle expects height and width to be divisible by downscale_factor={r}, "
+                         f"got input of shape {tuple(input.shape)}")
+    n = len(lead)
+    x = input.reshape(lead + [c, h // r, r, w // r, r])
+    order = list(range(n)) + [n, n + 2, n + 4, n + 1, n + 3]
+    return x.permute(*order).reshape(lead + [c * r * r, h // r, w // r])
+
+
+# ---- instance norm and channel dropout --------------------------------------------------------
+
+__all__ += ["instance_norm", "dropout1d", "dropout2d", "dropout3d"]
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Normalises each [N, C, ...] sample's channel over its spatial dims (biased variance), then
+    weight·x + bias per channel. With use_input_stats=False it uses running_mean/running_var instead;
+    with them given and use_input_stats, it moves them towards the batch average of the instances'
+    means and unbiased variances by momentum, as torch does."""
+    _check_float("instance_norm", input=input, weight=weight, bias=bias)
+    if input.dim() < 3:
+        raise ValueError(f"instance_norm: expected input [N, C, *spatial] with at least one spatial dim, got "
+                         f"{tuple(input.shape)}")
+    n, c, spatial = input.shape[0], input.shape[1], list(input.shape[2:])
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: expected running_mean and running_var to be defined when "
+                             "use_input_stats is false")
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    if math.prod(spatial) == 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element when training, got input size "
+                         f"{tuple(input.shape)}")
+    if running_mean is not None or running_var is not None:
+        with no_grad():
+            dims = list(range(2, input.dim()))
+            stats = input.float() if _is_16bit(input) else input
+            for running, value in ((running_mean, stats.mean(dims)), (running_var, stats.var(dims, correction=1))):
+                if running is not None:
+                    running.mul_(1 - momentum).add_(value.mean(0).to(running.dtype) * momentum)
+
+    def per_instance(t):  # a per-channel [C] parameter repeated for each of the N samples
+        return None if t is None else t.unsqueeze(0).expand(n, c).reshape(n * c)
+
+    out = batch_norm(input.reshape([1, n * c] + spatial), None, None, per_instance(weight), per_instance(bias),
+                     True, momentum, eps)
+    return out.reshape(list(input.shape))
+
+
+def _feature_dropout(name, input, p, training, inplace, channel_dim):
+    """Zeroes whole channels (every element sharing the indices up to channel_dim) with probability p,
+    scaling the rest by 1/(1-p); identity unless training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if input.dim() <= channel_dim:
+        raise ValueError(f"{name}: expected an input with a channel dimension {channel_dim}, got {tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    shape = tuple(input.shape[:channel_dim + 1]) + (1,) * (input.dim() - channel_dim - 1)
+    mask = dropout(_C.ones(shape, dtype=input.dtype, device=input.device), p)
+    return input.mul_(mask) if inplace else input * mask
+
+
+def _deprecated_rank(name, input, ranks):
+    if input.dim() not in ranks:
+        warnings.warn(f"{name}: Received a {input.dim()}-D input to {name}, which is deprecated and will result in "
+                      f"an error in a future release. To retain the behavior and silence this warning, please use "
+                      f"dropout instead.", stacklevel=3)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout of [N, C, L] (or unbatched [C, L]) input."""
+    _check_float("dropout1d", input=input)
+    if input.dim() not in (2, 3):
+        raise ValueError(f"dropout1d: Expected 2D or 3D input, but received a {input.dim()}D input")
+    return _feature_dropout("dropout1d", input, p, training, inplace, 1 if input.dim() == 3 else 0)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout of [N, C, H, W] input. As in torch, a 3-D input is read as [N, C, L] (with a
+    warning), not as an unbatched [C, H, W]."""
+    _check_float("dropout2d", input=input)
+    _deprecated_rank("dropout2d", input, (3, 4))
+    if input.dim() == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel "
+                      "dim. To maintain the 1D channel-wise dropout behavior, please switch to using dropout1d "
+                      "instead.", stacklevel=2)
+    return _feature_dropout("dropout2d", input, p, training, inplace, 1)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Channel dropout of [N, C, D, H, W] (or unbatched [C, D, H, W]) input."""
+    _check_float("dropout3d", input=input)
+    _deprecated_rank("dropout3d", input, (4, 5))
+    return _feature_dropout("dropout3d", input, p, training, inplace, 1 if input.dim() == 5 else 0)

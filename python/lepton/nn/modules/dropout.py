@@ -1,4 +1,4 @@
-"""Dropout."""
+"""Dropout, and the channel-wise Dropout1d / Dropout2d / Dropout3d."""
 
 from lepton.nn import functional as F
 from lepton.nn.modules.module import Module
@@ -7,6 +7,8 @@ from lepton.nn.modules.module import Module
 class Dropout(Module):
     """Zeroes elements with probability p in training mode (scaling the rest by 1/(1-p)); identity in eval."""
 
+    _fn = F.dropout
+
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
         if not 0.0 <= p <= 1.0:
@@ -14,7 +16,25 @@ class Dropout(Module):
         self.p, self.inplace = p, inplace
 
     def forward(self, input):
-        return F.dropout(input, self.p, self.training, self.inplace)
+        return type(self)._fn(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout1d(Dropout):
+    """Zeroes whole channels of [N, C, L] (or [C, L]) input."""
+
+    _fn = F.dropout1d
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels of [N, C, H, W] input."""
+
+    _fn = F.dropout2d
+
+
+class Dropout3d(Dropout):
+    """Zeroes whole channels of [N, C, D, H, W] (or [C, D, H, W]) input."""
+
+    _fn = F.dropout3d

@@ -1,4 +1,5 @@
-"""Normalisation layers: LayerNorm, BatchNorm1d and BatchNorm2d (torch's parameters, buffers and state_dict keys)."""
+"""Normalisation layers: LayerNorm, BatchNorm1d and BatchNorm2d, and the _NormBase that InstanceNorm shares
+(torch's parameters, buffers and state_dict keys)."""
 
 import numbers
 
@@ -42,23 +43,22 @@ class LayerNorm(Module):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
-class _BatchNorm(Module):
-    """Per-channel normalisation with batch statistics in training and running statistics in eval.
-
-    momentum=None makes the running statistics a cumulative average over the batches seen
-    (num_batches_tracked counts them); track_running_stats=False always uses batch statistics.
-    """
-
-    _expected_dims = ()
+class _NormBase(Module):
+    """The parameters and buffers shared by batch and instance norm (torch's names): weight and bias
+    [C] when affine (bias=False drops the bias), running_mean, running_var and num_batches_tracked
+    when track_running_stats."""
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
-                 dtype=None):
+                 dtype=None, *, bias=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(_C.empty((num_features,), dtype=dtype, device=device))
-            self.bias = Parameter(_C.empty((num_features,), dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(_C.empty((num_features,), dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -83,7 +83,22 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             init.ones_(self.weight)
-            init.zeros_(self.bias)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class _BatchNorm(_NormBase):
+    """Per-channel normalisation with batch statistics in training and running statistics in eval.
+
+    momentum=None makes the running statistics a cumulative average over the batches seen
+    (num_batches_tracked counts them); track_running_stats=False always uses batch statistics.
+    """
+
+    _expected_dims = ()
 
     def _check_input_dim(self, input):
         if input.dim() not in self._expected_dims:
@@ -106,10 +121,6 @@ class _BatchNorm(Module):
         return F.batch_norm(input, self.running_mean if use_running else None,
                             self.running_var if use_running else None, self.weight, self.bias, batch_stats, factor,
                             self.eps)
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
