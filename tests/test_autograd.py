@@ -433,6 +433,16 @@ def test_advanced_indexing_gradient_accumulates_into_the_sources(index):
     np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
 
 
+def test_fill_and_zero_cut_the_graph():
+    x = leaf(A)
+    z = x * 1
+    z.fill_(0)
+    w = x * 1
+    w.zero_()
+    (z + w + x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3)))
+
+
 def test_copy_into_takes_the_sources_history():
     x = leaf(A)
     h = lepton.zeros(2, 3, dtype=lepton.float32)

@@ -63,6 +63,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
 
 void fill_(const Tensor& dst, Scalar value) {
   autograd::check_inplace(dst, "fill_");
+  autograd::drop_history(dst);  // constant values: no gradient flows back through them
   dst.bump_version();
   if (dst.numel() == 0) return;
   use_device(dst.device());

@@ -39,29 +39,37 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class _ViewLoader(importlib.abc.Loader):
-    """A torch module path that only re-exports names: its attributes come from a Lepton module."""
+    """A torch module path that only re-exports names: its attributes come from Lepton modules,
+    searched in order."""
 
-    def __init__(self, source):
-        self.source = source
+    def __init__(self, sources):
+        self.sources = sources
 
     def create_module(self, spec):
         return None
 
     def exec_module(self, module):
-        source = importlib.import_module(self.source)
-        module.__getattr__ = lambda name: _view_attr(module.__name__, source, name)
+        sources = [importlib.import_module(s) for s in self.sources]
+        module.__getattr__ = lambda name: _view_attr(module.__name__, sources, name)
         module.__path__ = []  # a package, so its own submodules (torch.nn.modules.x.y) resolve too
 
 
-def _view_attr(view_name, source, name):
-    try:
-        return getattr(source, name)
-    except AttributeError:
-        raise AttributeError(f"module '{view_name}' has no attribute '{name}' "
-                             f"(Lepton provides it as {source.__name__}, which lacks it)") from None
+def _view_attr(view_name, sources, name):
+    for source in sources:
+        if hasattr(source, name):
+            return getattr(source, name)
+    raise AttributeError(f"module '{view_name}' has no attribute '{name}' "
+                         f"(Lepton provides it as {sources[0].__name__}, which lacks it)")
 
 
 class _TorchFinder(importlib.abc.MetaPathFinder):
+    def __init__(self):
+        # (module, attribute, value before) for each Lepton module attribute the import system
+        # rebinds to a torch view (importing torch.nn.modules sets lepton.nn.modules): undone by
+        # uninstall()
+        self.shadowed = []
+        self.put_aside = {}  # a real torch's modules, imported before install()
+
     def find_spec(self, fullname, path=None, target=None):
         top = fullname.partition(".")[0]
         if top not in ("torch", "torchvision"):
@@ -71,6 +79,10 @@ class _TorchFinder(importlib.abc.MetaPathFinder):
             module = importlib.import_module(where)
             return importlib.machinery.ModuleSpec(fullname, _AliasLoader(module), is_package=True)
         if kind == "view":
+            parent_name, _, attr = fullname.rpartition(".")
+            parent = sys.modules.get(parent_name)
+            if parent is not None and parent.__name__.partition(".")[0] == "lepton" and hasattr(parent, attr):
+                self.shadowed.append((parent, attr, getattr(parent, attr)))
             return importlib.machinery.ModuleSpec(fullname, _ViewLoader(where), is_package=True)
         raise ModuleNotFoundError(f"No module named '{fullname}': Lepton does not provide {fullname} "
                                   f"(under `lepton run`, '{top}' is Lepton; {where})", name=fullname)
@@ -86,22 +98,31 @@ def is_installed():
 def install():
     """Make `import torch` / `import torchvision` resolve to Lepton (idempotent).
 
-    A real torch imported earlier in this process is put aside (mixing two engines' tensors in one
-    program cannot work): later imports of torch names get Lepton's."""
+    A real torch imported earlier in this process is put aside until uninstall() (mixing two
+    engines' tensors in one program cannot work): later imports of torch names get Lepton's."""
     if is_installed():
         return
-    for name in [n for n in sys.modules if n.partition(".")[0] in ("torch", "torchvision")]:
-        del sys.modules[name]
+    for name in _torch_names():
+        _FINDER.put_aside[name] = sys.modules.pop(name)
     sys.meta_path.insert(0, _FINDER)
 
 
 def uninstall():
-    """Undo install(): torch names stop resolving to Lepton and the torch entries leave sys.modules
-    (Lepton's own modules stay imported under their own names)."""
+    """Undo install(): torch names stop resolving to Lepton, its torch entries leave sys.modules
+    and a real torch put aside by install() is restored (Lepton's modules stay imported)."""
     if is_installed():
         sys.meta_path.remove(_FINDER)
-    for name in [n for n in sys.modules if n.partition(".")[0] in ("torch", "torchvision")]:
+    while _FINDER.shadowed:
+        module, attr, value = _FINDER.shadowed.pop()
+        setattr(module, attr, value)
+    for name in _torch_names():
         del sys.modules[name]
+    sys.modules.update(_FINDER.put_aside)  # a real torch's modules come back as they were
+    _FINDER.put_aside.clear()
+
+
+def _torch_names():
+    return [n for n in sys.modules if n.partition(".")[0] in ("torch", "torchvision")]
 
 
 assert set(ALIASES).isdisjoint(VIEWS)

@@ -2,7 +2,8 @@
 
 ALIASES: the torch module *is* this Lepton module (same object, same classes).
 VIEWS: torch module paths that only re-export names (torch.nn.modules.conv, ...): a module whose
-attributes are looked up in the given Lepton module; every submodule below a view is the same view.
+attributes are looked up in the given Lepton modules, in order; every submodule below a view is
+the same kind of view.
 Anything else under torch/torchvision is not provided, and importing it says so.
 """
 
@@ -37,21 +38,26 @@ ALIASES = {
     "torchvision": "lepton.vision",
     "torchvision.datasets": "lepton.vision.datasets",
     "torchvision.transforms": "lepton.vision.transforms",
+    "torchvision.transforms.functional": "lepton.vision.transforms.functional",
+    "torchvision.transforms.transforms": "lepton.vision.transforms.transforms",
+    "torchvision.datasets.folder": "lepton.vision.datasets.folder",
+    "torchvision.datasets.mnist": "lepton.vision.datasets.mnist",
+    "torchvision.datasets.vision": "lepton.vision.datasets.vision",
     "torchvision.utils": "lepton.vision.utils",
 }
 
 VIEWS = {
-    "torch.nn.modules": "lepton.nn",
-    "torch.nn.parallel": "lepton.distributed",
-    "torch.utils.data.dataloader": "lepton.data",
-    "torch.utils.data.dataset": "lepton.data",
-    "torch.utils.data.sampler": "lepton.data",
-    "torch.utils.data.distributed": "lepton.distributed",
-    "torch.autograd.grad_mode": "lepton.autograd",
-    "torch.autograd.function": "lepton.autograd",
-    "torch.random": "lepton",
-    "torch.serialization": "lepton.io",
-    "torch.types": "lepton",
+    "torch.nn.modules": ("lepton.nn", "lepton.nn.modules"),
+    "torch.nn.parallel": ("lepton.distributed",),
+    "torch.utils.data.dataloader": ("lepton.data",),
+    "torch.utils.data.dataset": ("lepton.data",),
+    "torch.utils.data.sampler": ("lepton.data",),
+    "torch.utils.data.distributed": ("lepton.distributed",),
+    "torch.autograd.grad_mode": ("lepton.autograd",),
+    "torch.autograd.function": ("lepton.autograd",),
+    "torch.random": ("lepton",),
+    "torch.serialization": ("lepton.io",),
+    "torch.types": ("lepton",),
 }
 
 # What to use instead, for torch modules people reach for that Lepton does not have.
@@ -66,7 +72,7 @@ _INSTEAD = {
 
 
 def resolve(fullname):
-    """("alias", lepton module name), ("view", lepton module name) or ("missing", what to do instead)."""
+    """("alias", lepton module name), ("view", lepton module names) or ("missing", what to do instead)."""
     if fullname in ALIASES:
         return "alias", ALIASES[fullname]
     parts = fullname.split(".")
