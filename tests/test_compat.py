@@ -67,7 +67,9 @@ def test_every_alias_target_exists():
         if target.startswith("lepton.vision") or target == "lepton.utils.checkpoint":
             continue  # optional packages, checked by their own tests
         importlib.import_module(target)
-    assert resolve("torch.nn.modules.conv") == ("view", ("lepton.nn", "lepton.nn.modules"))
+    assert resolve("torch.nn.modules") == ("view", ("lepton.nn", "lepton.nn.modules"))
+    assert resolve("torch.nn.modules.conv") == ("view", ("lepton.nn.conv", "lepton.nn.modules.conv", "lepton.nn",
+                                                        "lepton.nn.modules"))
     assert resolve("torch.utils.data") == ("alias", "lepton.data")
     assert resolve("torch.fx.graph")[0] == "missing"
 

@@ -8,8 +8,10 @@ package reads the arrays. The header's "__metadata__" holds {"format": "lepton-2
 JSON}, where the JSON is {"root": node, "tensors": [row...], "ndarrays": [row...]}: the object's
 skeleton (lepton/serialization/skeleton.py describes the nodes) and one row per tensor object
 ({"data": entry, "device": "cuda:0", "requires_grad": true, "parameter": true}, the last two only
-when set) or array ({"data": entry}). Loading parses JSON and copies bytes: it never runs code
-from the file, so weights_only=True and weights_only=False load the same way, safely.
+when set) or array ({"data": entry}), and, when the object holds whole nn.Modules, "objects":
+[{"class": "module:qualname", "state": node}...] (lepton/serialization/objects.py). Loading parses
+JSON and copies bytes: it never runs code from the file; weights_only decides which classes and
+functions a file may name, as in torch.
 
 Files written by earlier Lepton versions (format lepton-1) still load, and so does any plain
 safetensors file (safetensors.torch.save_file, ...), as a flat {name: tensor} dict.
@@ -24,9 +26,10 @@ from lepton.serialization import container
 from lepton.serialization.arrays import entry_bytes, entry_dtype, entry_nbytes
 from lepton.serialization.loading import FORMAT, load_buffer
 from lepton.serialization.location import restorer
+from lepton.serialization.objects import add_safe_globals, clear_safe_globals, get_safe_globals, safe_globals
 from lepton.serialization.skeleton import Encoder
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "add_safe_globals", "clear_safe_globals", "get_safe_globals", "safe_globals"]
 
 _NO_PICKLE = "Lepton never pickles: its files are safetensors with a JSON skeleton"
 
@@ -41,8 +44,9 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
     lepton.dtype; dict keys may be any of the hashable ones and keep their types. A tensor object
     met twice loads as one object; distinct tensors that are the same view of the same memory
     (tied weights) load sharing storage, as in torch; other overlapping tensors load independent.
-    Anything else (a whole nn.Module, an optimizer, a dataclass, a class) raises TypeError naming
-    its type and path: save model.state_dict() instead. pickle_protocol and
+    A whole nn.Module is saved as its class's name and its attributes, and module-level classes
+    and functions by name (load needs them allowed, see load). Anything else (an optimizer, a
+    dataclass, a lambda) raises TypeError naming its type and path. pickle_protocol and
     _use_new_zipfile_serialization choose among torch's pickle formats, so they change nothing
     here; pickle_module raises TypeError.
     """
@@ -90,8 +94,11 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     device or device string ('cpu', 'cuda:0') for all of them, a dict {'cuda:0': 'cpu'} from saved
     locations to new ones, or a callable(storage, location) returning a tensor or None (for the
     default); Lepton has no storages, so it receives the tensor, on the CPU. NumPy arrays come
-    back as NumPy arrays. weights_only is accepted and changes nothing: both values load the same
-    safe format, which never runs code. mmap=True maps the file instead of reading it into memory
+    back as NumPy arrays. A saved nn.Module is rebuilt without running its __init__; the classes
+    and functions a file names are imported only as weights_only allows: with True (the default
+    when None, as in torch 2.6+) they must be allowed with safe_globals([...]) or
+    add_safe_globals, else pickle.UnpicklingError names them; with False any importable name is
+    taken (trusted files only). mmap=True maps the file instead of reading it into memory
     first (tensors are still copied out of it); it needs a path. pickle_module and torch's
     unpickler keyword arguments raise TypeError. A damaged file raises ValueError saying what is
     wrong with it.
@@ -109,7 +116,7 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
                 buf = _mmap.mmap(stream.fileno(), 0, access=_mmap.ACCESS_READ)
             else:
                 buf = stream.read()
-        return load_buffer(buf, f"'{path}'", restore)
+        return load_buffer(buf, f"'{path}'", restore, weights_only is not False)
     if not callable(getattr(f, "read", None)):
         raise TypeError(f"load: f must be a path or a binary file object, not {type(f).__name__}")
     if mmap:
@@ -117,4 +124,5 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=No
     buf = f.read()
     if not isinstance(buf, (bytes, bytearray, memoryview)):
         raise TypeError(f"load: the file object gave {type(buf).__name__}, not bytes; open it in binary mode ('rb')")
-    return load_buffer(buf, f"the file object {getattr(f, 'name', type(f).__name__)!r}", restore)
+    return load_buffer(buf, f"the file object {getattr(f, 'name', type(f).__name__)!r}", restore,
+                       weights_only is not False)

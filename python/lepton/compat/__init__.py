@@ -17,7 +17,7 @@ import importlib.machinery
 import sys
 import types
 
-from lepton.compat.aliases import ALIASES, VIEWS, resolve
+from lepton.compat.aliases import ALIASES, VIEW_SUBMODULES, VIEWS, resolve
 
 __all__ = ["install", "uninstall", "is_installed"]
 
@@ -49,12 +49,23 @@ class _ViewLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module):
-        sources = [importlib.import_module(s) for s in self.sources]
+        sources = [m for m in map(_existing_module, self.sources) if m is not None]
         module.__getattr__ = lambda name: _view_attr(module.__name__, sources, name)
         module.__path__ = []  # a package, so its own submodules (torch.nn.modules.x.y) resolve too
 
 
+def _existing_module(name):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if not (name == e.name or name.startswith(f"{e.name}.")):  # (a module that fails inside is a real error)
+            raise
+        return None
+
+
 def _view_attr(view_name, sources, name):
+    if name in VIEW_SUBMODULES.get(view_name, ()):
+        return importlib.import_module(f"{view_name}.{name}")
     for source in sources:
         if hasattr(source, name):
             return getattr(source, name)
@@ -105,6 +116,8 @@ def install():
     for name in _torch_names():
         _FINDER.put_aside[name] = sys.modules.pop(name)
     sys.meta_path.insert(0, _FINDER)
+    for name in VIEW_SUBMODULES:  # bound as attributes now, as torch's own import binds them
+        importlib.import_module(name)
 
 
 def uninstall():

@@ -3,7 +3,8 @@
 ALIASES: the torch module *is* this Lepton module (same object, same classes).
 VIEWS: torch module paths that only re-export names (torch.nn.modules.conv, ...): a module whose
 attributes are looked up in the given Lepton modules, in order; every submodule below a view is
-the same kind of view.
+the same kind of view, looking first in the Lepton modules of the same path where they exist
+(torch.nn.modules.linear: lepton.nn.modules.linear, then lepton.nn, lepton.nn.modules).
 Anything else under torch/torchvision is not provided, and importing it says so.
 """
 
@@ -20,6 +21,7 @@ ALIASES = {
     "torch.utils": "lepton.utils",
     "torch.utils.data": "lepton.data",
     "torch.utils.checkpoint": "lepton.utils.checkpoint",
+    "torch.serialization": "lepton.serialization",
     "torch.amp": "lepton.amp",
     "torch.cuda": "lepton.cuda",
     "torch.cuda.amp": "lepton.amp.cuda_amp",
@@ -56,8 +58,16 @@ VIEWS = {
     "torch.autograd.grad_mode": ("lepton.autograd",),
     "torch.autograd.function": ("lepton.autograd",),
     "torch.random": ("lepton",),
-    "torch.serialization": ("lepton.io",),
     "torch.types": ("lepton",),
+}
+
+# The submodules torch itself imports under a view, so scripts reach them as attributes
+# (torch.nn.modules.activation.MultiheadAttention) without importing them: views of their own.
+VIEW_SUBMODULES = {
+    "torch.nn.modules": frozenset({
+        "activation", "adaptive", "batchnorm", "channelshuffle", "container", "conv", "distance", "dropout",
+        "flatten", "fold", "instancenorm", "lazy", "linear", "loss", "module", "normalization", "padding",
+        "pixelshuffle", "pooling", "rnn", "sparse", "transformer", "upsampling", "utils"}),
 }
 
 # What to use instead, for torch modules people reach for that Lepton does not have.
@@ -78,8 +88,9 @@ def resolve(fullname):
     parts = fullname.split(".")
     for end in range(len(parts), 1, -1):
         prefix = ".".join(parts[:end])
-        if prefix in VIEWS:
-            return "view", VIEWS[prefix]
+        if prefix in VIEWS:  # below a view, the Lepton module of the same path (if any) answers first
+            below = fullname[len(prefix):]
+            return "view", tuple(s + below for s in VIEWS[prefix] if below) + VIEWS[prefix]
     for end in range(len(parts), 1, -1):
         prefix = ".".join(parts[:end])
         if prefix in _INSTEAD:

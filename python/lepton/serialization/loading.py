@@ -8,18 +8,19 @@ from lepton.serialization.container import corrupt, parse, parse_json
 from lepton.serialization.skeleton import Decoder
 
 FORMAT = "lepton-2"
-_DOCUMENT_FIELDS = {"root", "tensors", "ndarrays"}
+_DOCUMENT_FIELDS = {"root", "tensors", "ndarrays"}  # and "objects" when the file holds modules
 _TENSOR_FIELDS = {"data", "device", "requires_grad", "parameter"}
 
 
-def load_buffer(buf, source, restore):
-    """The object saved in `buf`; restore(cpu_tensor, saved_location, name) places each tensor."""
+def load_buffer(buf, source, restore, weights_only=True):
+    """The object saved in `buf`; restore(cpu_tensor, saved_location, name) places each tensor;
+    weights_only limits the classes and functions a file may name (serialization/objects.py)."""
     entries, metadata, data = parse(buf, source)
     fmt = metadata.get("format", "")
     if fmt in (FORMAT, "lepton-1") and "lepton" not in metadata:
         raise corrupt(source, f"format {fmt} but no skeleton in its metadata")
     if fmt == FORMAT:
-        return _load_lepton2(metadata["lepton"], entries, data, restore, source)
+        return _load_lepton2(metadata["lepton"], entries, data, restore, source, weights_only)
     if fmt == "lepton-1":
         tensors = {name: restore(_tensor(entries, name, data, source), "cpu", name) for name in entries}
         try:
@@ -40,14 +41,15 @@ def _tensor(entries, name, data, source):
     return t
 
 
-def _load_lepton2(text, entries, data, restore, source):
+def _load_lepton2(text, entries, data, restore, source, weights_only):
     try:
         doc = parse_json(text)
     except ValueError as e:
         raise corrupt(source, f"unreadable skeleton: {e}") from None
-    if type(doc) is not dict or set(doc) != _DOCUMENT_FIELDS or not all(
-            type(doc[k]) is list for k in ("tensors", "ndarrays")):
-        raise corrupt(source, "the skeleton must be {\"root\": node, \"tensors\": [...], \"ndarrays\": [...]}")
+    if type(doc) is not dict or set(doc) - {"objects"} != _DOCUMENT_FIELDS or not all(
+            type(doc[k]) is list for k in ("tensors", "ndarrays", "objects") if k in doc):
+        raise corrupt(source, "the skeleton must be {\"root\": node, \"tensors\": [...], \"ndarrays\": [...]} "
+                              "(and \"objects\": [...] if it holds modules)")
     used, bases, tensors = set(), {}, []
     for row in doc["tensors"]:
         name, device = _row(row, _TENSOR_FIELDS, entries, source), row.get("device")
@@ -72,7 +74,7 @@ def _load_lepton2(text, entries, data, restore, source):
     if len(used) != len(entries):
         raise corrupt(source, f"entries {sorted(set(entries) - used)!r:.120} belong to no object")
     try:
-        return Decoder(tensors, arrays).node(doc["root"])
+        return Decoder(tensors, arrays, doc.get("objects", ()), weights_only).node(doc["root"])
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as e:
         raise corrupt(source, f"bad skeleton: {e}") from None
 

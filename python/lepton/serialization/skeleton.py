@@ -7,7 +7,9 @@ for a list; anything else is a JSON object with exactly one key, its tag:
   {"dict": [[key, value]...]}  {"OrderedDict": [[key, value]...]}  {"Namespace": [[name, value]...]}
   {"float": "nan" | "inf" | "-inf"}  {"complex": [re, im]}  {"bytes": base64}  {"bytearray": base64}
   {"numpy": [dtype name, value]} (a NumPy scalar)  {"device": "cuda:0"}  {"dtype": "float32"}
-  {"tensor": i}  {"ndarray": i} (rows of the document's "tensors" / "ndarrays" tables)
+  {"tensor": i}  {"ndarray": i}  {"object": i} (rows of the document's "tensors" / "ndarrays" /
+  "objects" tables; an object row is a saved nn.Module, see serialization/objects.py)
+  {"global": "module:qualname"} (a class or function, by name)
 
 Dict keys are nodes like any value, so their types come back (1, "1", 1.0, (1, "a"), None) and,
 since a user's dict never becomes a JSON object, no key can be mistaken for a tag.
@@ -23,6 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from lepton import _C
+from lepton.serialization import objects
 from lepton.serialization.arrays import ARRAY_DTYPES, DTYPES_BY_NAME
 
 _SCALAR_DTYPES = set(ARRAY_DTYPES) | {"complex128"}  # (scalars travel as JSON values, so complex128 fits)
@@ -48,14 +51,17 @@ class Encoder:
 
     def __init__(self):
         self.entries = {}  # entry name -> tensor or ndarray, in data order
-        self.tensor_rows, self.array_rows = [], []
-        self._tensor_index, self._array_index = {}, {}  # id(obj) -> row
+        self.tensor_rows, self.array_rows, self.object_rows = [], [], []
+        self._tensor_index, self._array_index, self._object_index = {}, {}, {}  # id(obj) -> row
         self._entry_of_view = {}  # (device, dtype, data_ptr, shape, stride) -> entry name
         self._open = set()  # ids of the containers being encoded (a container inside itself)
 
     def document(self, obj):
         root = self.node(obj, "")
-        return {"root": root, "tensors": self.tensor_rows, "ndarrays": self.array_rows}
+        doc = {"root": root, "tensors": self.tensor_rows, "ndarrays": self.array_rows}
+        if self.object_rows:  # (optional, so files without modules read as before)
+            doc["objects"] = self.object_rows
+        return doc
 
     def node(self, obj, path):
         kind = type(obj)
@@ -85,6 +91,12 @@ class Encoder:
                 return self._container(obj, kind, path)
             finally:
                 self._open.discard(id(obj))
+        from lepton.nn.modules.module import Module  # (lepton.nn imports lepton, which imports this module)
+
+        if isinstance(obj, Module) or objects.is_module_part(kind):
+            return {"object": self._object(obj, path)}
+        if objects.is_global(obj):
+            return {"global": objects.reference(obj, path)}
         raise _refusal(obj, path)
 
     def _container(self, obj, kind, path):
@@ -130,6 +142,15 @@ class Encoder:
         self.array_rows.append({"data": self._entry(a, path or "ndarray")})
         return row
 
+    def _object(self, obj, path):
+        row = self._object_index.get(id(obj))
+        if row is None:  # the row exists before its state is encoded, so state may refer back to it
+            self._object_index[id(obj)] = row = len(self.object_rows)
+            self.object_rows.append(None)
+            cls = objects.reference(type(obj), path)
+            self.object_rows[row] = {"class": cls, "state": self.node(objects.state_of(obj), path)}
+        return row
+
     def _entry(self, obj, base):
         """A new entry name: the object's path, made unique and kept off the reserved name."""
         name, n = base, 1
@@ -144,11 +165,10 @@ def _refusal(obj, path):
     kind, where = type(obj), path or "<root>"
     name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
     what = f"save: can't store a {name} at '{where}'"
-    if isinstance(obj, type):
-        return TypeError(f"{what}: Lepton files hold data, never classes or code")
     if callable(getattr(obj, "state_dict", None)):
-        return TypeError(f"{what}: Lepton files hold data, never pickled objects; save its state_dict() instead "
-                         "(e.g. torch.save(model.state_dict(), path)) and restore it with load_state_dict()")
+        return TypeError(f"{what}: of whole objects Lepton files hold only nn.Modules; save its state_dict() "
+                         "instead (e.g. torch.save(optimizer.state_dict(), path)) and restore it with "
+                         "load_state_dict()")
     if dataclasses.is_dataclass(obj):
         return TypeError(f"{what}: rebuilding a dataclass would run its class's code; save "
                          "dataclasses.asdict(obj) instead")
@@ -158,15 +178,17 @@ def _refusal(obj, path):
                          f"{plain}(obj) instead")
     return TypeError(f"{what} (supported: tensors, NumPy arrays and scalars, dict, OrderedDict, list, tuple, set, "
                      "frozenset, argparse.Namespace, int, float, complex, bool, str, bytes, None, lepton.device, "
-                     "lepton.dtype)")
+                     "lepton.dtype, nn.Module, classes and functions by name)")
 
 
 class Decoder:
     """Rebuilds objects from skeleton nodes; tensors and arrays come from the loaded tables.
     A malformed node raises ValueError, TypeError, KeyError or IndexError."""
 
-    def __init__(self, tensors, arrays):
+    def __init__(self, tensors, arrays, object_rows=(), weights_only=True):
         self.tensors, self.arrays = tensors, arrays
+        self.object_rows, self.weights_only = object_rows, weights_only
+        self._objects = {}  # row -> rebuilt object, so an object met twice (or inside itself) is one
 
     def node(self, n):
         kind = type(n)
@@ -188,6 +210,12 @@ class Decoder:
             if type(value) is not int or not 0 <= value < len(table):
                 raise ValueError(f"{tag} row {value!r} is not in its table of {len(table)}")
             return table[value]
+        if tag == "object":
+            return self._object(value)
+        if tag == "global":
+            if type(value) is not str or ":" not in value:
+                raise ValueError(f"global node {value!r:.80} is not a 'module:qualname' string")
+            return objects.resolve(value, self.weights_only)
         decode = _SCALARS.get(tag)
         if decode is None:
             raise ValueError(f"unknown tag {tag!r}")
@@ -205,6 +233,21 @@ class Decoder:
                 raise ValueError(f"duplicate key {key!r:.80}")
             out[key] = self.node(pair[1])
         return out
+
+    def _object(self, row):
+        if row in self._objects:
+            return self._objects[row]
+        if type(row) is not int or not 0 <= row < len(self.object_rows):
+            raise ValueError(f"object row {row!r} is not in its table of {len(self.object_rows)}")
+        info = self.object_rows[row]
+        if type(info) is not dict or set(info) != {"class", "state"} or type(info["class"]) is not str:
+            raise ValueError(f"object row {info!r:.120} is not {{\"class\": name, \"state\": node}}")
+
+        def state_of(obj):
+            self._objects[row] = obj
+            return self.node(info["state"])
+
+        return objects.rebuild(objects.resolve(info["class"], self.weights_only), state_of)
 
     def _float(self, value):
         if value not in ("nan", "inf", "-inf"):

@@ -10,7 +10,7 @@ import math
 
 from lepton import _C
 from lepton.nn import functional as F, init
-from lepton.nn.modules.linear import Linear
+from lepton.nn.modules.linear import NonDynamicallyQuantizableLinear
 from lepton.nn.modules.module import Module
 from lepton.nn.parameter import Parameter
 
@@ -52,7 +52,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = Parameter(_C.empty((3 * embed_dim,), **factory))
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, **factory)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias, **factory)
         if add_bias_kv:
             self.bias_k = Parameter(_C.empty((1, 1, embed_dim), **factory))
             self.bias_v = Parameter(_C.empty((1, 1, embed_dim), **factory))

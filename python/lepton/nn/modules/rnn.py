@@ -27,6 +27,7 @@ class _Products:
 
     linear = staticmethod(F.linear)
     addmm = staticmethod(_C.Tensor.addmm)
+    _saved_with_module = True  # torch.save(model) stores the cell with its layer (serialization/objects.py)
 
     @staticmethod
     def loop_weight(w):
