@@ -23,6 +23,7 @@ void bind_amp(py::module_& m) {
         py::arg("device_type") = "cuda", "whether autocast is on for device_type on this thread");
   m.def("_set_autocast_enabled", [](const std::string& d, bool on) { autocast::set_enabled(device_type(d), on); },
         py::arg("device_type"), py::arg("enabled"));
+  m.def("_set_autocast_suspended", &autocast::Suspend::set, py::arg("suspended"));
   m.def("get_autocast_dtype", [](const std::string& d) { return autocast::get_dtype(device_type(d)); },
         py::arg("device_type"), "the dtype autocast casts to on device_type (cuda: float16, cpu: bfloat16 by default)");
   m.def("_set_autocast_dtype",

@@ -2,6 +2,7 @@
 #include "convert.h"
 #include "lepton/autograd/engine.h"
 #include "lepton/autograd/meta.h"
+#include "lepton/autograd/record.h"
 #include "lepton/core/error.h"
 
 namespace lepton::py_bind {
@@ -27,6 +28,40 @@ std::vector<Tensor> tensor_list(const py::object& obj, const char* what) {
 }
 
 int64_t g_next_hook_id = 0;
+
+// A Python callable held by a graph node: the node may be freed without the GIL (or after the
+// interpreter has gone), so the reference is dropped under the GIL, or leaked at exit.
+std::shared_ptr<py::object> hold_callable(py::object fn) {
+  return std::shared_ptr<py::object>(new py::object(std::move(fn)), [](py::object* p) {
+    if (Py_IsInitialized()) {
+      py::gil_scoped_acquire gil;
+      delete p;
+    } else {
+      p->release();  // (no decref without an interpreter)
+      delete p;
+    }
+  });
+}
+
+// lepton.autograd.Function's node: backward(grads...) is a Python callable returning one
+// gradient (or None) per input.
+void record_python_function(const std::string& name, const py::object& inputs, const py::object& outputs,
+                            py::function backward) {
+  std::vector<Tensor> ins = tensor_list(inputs, "inputs"), outs = tensor_list(outputs, "outputs");
+  for (const Tensor& o : outs)
+    LEPTON_CHECK(o.defined(), Value, name, ": every output of a Function must be a tensor");
+  const size_t n_inputs = ins.size();
+  auto fn = hold_callable(std::move(backward));
+  ag::record(name.c_str(), ins, outs, [fn, n_inputs, name](const ag::Node&, ag::TensorList& grads) {
+    py::gil_scoped_acquire gil;
+    py::tuple args(grads.size());
+    for (size_t i = 0; i < grads.size(); ++i) args[i] = py::cast(grads[i]);
+    std::vector<Tensor> res = tensor_list((*fn)(*args), "gradients returned by backward");
+    LEPTON_CHECK(res.size() == n_inputs, Runtime, name, ".backward returned ", res.size(), " gradients for ",
+                 n_inputs, " inputs");
+    return res;
+  });
+}
 
 }  // namespace
 
@@ -88,6 +123,8 @@ void bind_autograd(py::module_& m) {
         return handle;
       }, py::arg("hook"));
 
+  m.def("_record_function", &record_python_function, py::arg("name"), py::arg("inputs"), py::arg("outputs"),
+        py::arg("backward"));
   m.def("is_grad_enabled", &ag::grad_enabled);
   m.def("set_grad_enabled", &ag::set_grad_enabled, py::arg("mode"));
   m.def("_autograd_backward", [](const py::object& tensors, const py::object& grads, std::optional<bool> retain_graph,

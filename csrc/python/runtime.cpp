@@ -2,6 +2,7 @@
 #include <omp.h>
 
 #include "convert.h"
+#include "lepton/core/cpu_allocator.h"
 #include "lepton/core/cuda_backend.h"
 #include "lepton/core/error.h"
 #include "lepton/cpu/kernel_set.h"
@@ -81,6 +82,10 @@ void bind_runtime(py::module_& m) {
     omp_set_num_threads(n);
   }, py::arg("num_threads"));
   m.def("get_num_threads", []() { return omp_get_max_threads(); });
+  m.def("_cpu_memory_allocated", &cpu_allocated_bytes);
+  m.def("_cpu_max_memory_allocated", &cpu_peak_allocated_bytes);
+  m.def("_cpu_reset_peak_memory_stats", &cpu_reset_peak_allocated);
+  m.def("_cpu_empty_cache", &cpu_empty_cache);
 
   py::module_ cuda = m.def_submodule("_cuda", "CUDA runtime");
   cuda.def("is_compiled", []() { return cuda_backend() != nullptr; });
@@ -91,6 +96,10 @@ void bind_runtime(py::module_& m) {
   }, py::arg("device") = py::none());
   cuda.def("memory_allocated", [](int device) { return require_cuda(device).memory_allocated(device); }, py::arg("device") = 0);
   cuda.def("memory_reserved", [](int device) { return require_cuda(device).memory_reserved(device); }, py::arg("device") = 0);
+  cuda.def("max_memory_allocated", [](int device) { return require_cuda(device).max_memory_allocated(device); },
+           py::arg("device") = 0);
+  cuda.def("reset_peak_memory_stats", [](int device) { require_cuda(device).reset_peak_memory_stats(device); },
+           py::arg("device") = 0);
   cuda.def("empty_cache", []() {
     if (cuda_backend() && cuda_device_count() > 0) cuda_backend()->empty_cache();
   });

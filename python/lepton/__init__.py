@@ -18,7 +18,7 @@ from lepton._C import (
     stack,
     where,
 )
-from lepton import autograd, cuda
+from lepton import autograd, cpu, cuda
 from lepton.autograd import enable_grad, no_grad, set_grad_enabled
 from lepton._inference import inference_mode, is_inference_mode_enabled
 from lepton._C import is_grad_enabled

@@ -585,3 +585,6 @@ _METHODS = [mm, mv, dot, outer, baddbmm, masked_fill, masked_fill_, masked_selec
 for _fn in _METHODS:
     setattr(Tensor, _fn.__name__, _fn)
 Tensor.data = property(_data_get, _data_set)
+# Devices and layouts Lepton does not have: scripts ask before moving to them.
+for _name in ("is_xpu", "is_mps", "is_meta", "is_sparse", "is_quantized", "is_mkldnn"):
+    setattr(Tensor, _name, property(lambda self: False))

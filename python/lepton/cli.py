@@ -93,6 +93,8 @@ def _resume_config(args, path):
         if value is not None and value != config[key]:
             raise UsageError(f"--{flag.replace('_', '-')} {value} differs from the checkpoint's {config[key]}; "
                              "a resumed run keeps its settings (only --epochs/--steps may change)")
+    if args.checkpoint_activations:  # (changes memory and time, not results: a resumed run may switch it on)
+        config["checkpoint_activations"] = True
     if args.steps is not None:
         config["steps"], config["epochs"] = args.steps, args.epochs
     elif args.epochs is not None:
@@ -162,7 +164,8 @@ def _train_plan(args):
     else:
         name = args.recipe or recipes.DEFAULT
         config = recipes.make_config(name, args.epochs, args.steps, args.batch_size, args.lr,
-                                     0 if args.seed is None else args.seed, _AMP_DTYPES.get(args.amp))
+                                     0 if args.seed is None else args.seed, _AMP_DTYPES.get(args.amp),
+                                     args.checkpoint_activations)
         out = args.out or os.path.join("runs", name)
     return config, out, resume
 
@@ -364,6 +367,9 @@ def build_parser():
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--amp", choices=("bf16", "fp16"),
                    help="mixed precision: forward and loss under autocast in bfloat16, or float16 with loss scaling")
+    p.add_argument("--checkpoint-activations", action="store_true",
+                   help="recompute each transformer block in backward instead of keeping its activations "
+                        "(less memory, ~1/3 more compute; GPT recipes)")
     p.add_argument("--threads", type=_positive(int),
                    help="CPU threads, per rank with --nproc (default: all cores, shared out between the ranks)")
     p.add_argument("--nproc", type=_positive(int), metavar="N",

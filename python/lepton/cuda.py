@@ -32,6 +32,17 @@ def memory_reserved(device=None):
     return _cuda.memory_reserved(_index(device) or 0)
 
 
+def max_memory_allocated(device=None):
+    """The most bytes memory_allocated reached on `device` since the start or the last
+    reset_peak_memory_stats."""
+    return _cuda.max_memory_allocated(_index(device) or 0)
+
+
+def reset_peak_memory_stats(device=None):
+    """Starts max_memory_allocated afresh from what is allocated now."""
+    _cuda.reset_peak_memory_stats(_index(device) or 0)
+
+
 def empty_cache():
     """Return cached, unused blocks to the driver."""
     _cuda.empty_cache()

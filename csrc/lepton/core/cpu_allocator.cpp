@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -28,9 +29,16 @@ Cache& cache() {
   return *c;
 }
 
-}  // namespace
+std::atomic<size_t> g_allocated{0}, g_peak{0};
 
-void* cpu_alloc(size_t nbytes, size_t& capacity) {
+void count_alloc(size_t capacity) {
+  const size_t now = g_allocated.fetch_add(capacity, std::memory_order_relaxed) + capacity;
+  size_t peak = g_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
+
+void* alloc_block(size_t nbytes, size_t& capacity) {
   if (nbytes < kLargeBlock) {
     capacity = ((nbytes + kAlignment - 1) / kAlignment) * kAlignment;
     if (capacity == 0) capacity = kAlignment;
@@ -60,7 +68,16 @@ void* cpu_alloc(size_t nbytes, size_t& capacity) {
   return p;
 }
 
+}  // namespace
+
+void* cpu_alloc(size_t nbytes, size_t& capacity) {
+  void* p = alloc_block(nbytes, capacity);
+  count_alloc(capacity);
+  return p;
+}
+
 void cpu_free(void* ptr, size_t capacity) {
+  g_allocated.fetch_sub(capacity, std::memory_order_relaxed);
   if (capacity >= kLargeBlock) {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
@@ -72,6 +89,10 @@ void cpu_free(void* ptr, size_t capacity) {
   }
   std::free(ptr);
 }
+
+size_t cpu_allocated_bytes() { return g_allocated.load(std::memory_order_relaxed); }
+size_t cpu_peak_allocated_bytes() { return g_peak.load(std::memory_order_relaxed); }
+void cpu_reset_peak_allocated() { g_peak.store(g_allocated.load(std::memory_order_relaxed), std::memory_order_relaxed); }
 
 size_t cpu_cached_bytes() {
   Cache& c = cache();

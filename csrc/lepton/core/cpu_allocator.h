@@ -11,5 +11,9 @@ void* cpu_alloc(size_t nbytes, size_t& capacity);
 void cpu_free(void* ptr, size_t capacity);
 size_t cpu_cached_bytes();
 void cpu_empty_cache();
+// Bytes in blocks handed out to tensors (capacities), and the most of it since the last reset.
+size_t cpu_allocated_bytes();
+size_t cpu_peak_allocated_bytes();
+void cpu_reset_peak_allocated();
 
 }  // namespace lepton

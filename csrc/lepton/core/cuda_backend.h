@@ -34,6 +34,8 @@ struct CudaBackend {
   void (*memcpy)(void* dst, const void* src, size_t nbytes, CopyKind kind, int device);
   size_t (*memory_allocated)(int device);
   size_t (*memory_reserved)(int device);
+  size_t (*max_memory_allocated)(int device);
+  void (*reset_peak_memory_stats)(int device);
   void (*empty_cache)();
   void (*synchronize)(int device);
   std::string (*device_name)(int device);

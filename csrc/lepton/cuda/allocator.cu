@@ -98,6 +98,16 @@ class CachingAllocator {
     return device >= 0 && size_t(device) < pools_.size() ? pools_[device].allocated : 0;
   }
 
+  size_t peak(int device) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return device >= 0 && size_t(device) < pools_.size() ? pools_[device].peak : 0;
+  }
+
+  void reset_peak(int device) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (device >= 0 && size_t(device) < pools_.size()) pools_[device].peak = pools_[device].allocated;
+  }
+
   size_t reserved(int device) {
     std::lock_guard<std::mutex> lock(mu_);
     return device >= 0 && size_t(device) < pools_.size() ? pools_[device].reserved : 0;
@@ -116,7 +126,7 @@ class CachingAllocator {
   };
   struct Pool {
     std::multimap<std::pair<uintptr_t, size_t>, void*> cached;  // (stream, size) -> free block
-    size_t allocated = 0, reserved = 0;
+    size_t allocated = 0, reserved = 0, peak = 0;  // peak: the most `allocated` since the last reset
   };
 
   Pool& pool_of(int device) {
@@ -127,6 +137,7 @@ class CachingAllocator {
   void hand_out(Pool& pool, void* ptr, size_t size, int device, uintptr_t stream) {
     live_.emplace(ptr, Block{size, device, stream});
     pool.allocated += size;
+    if (pool.allocated > pool.peak) pool.peak = pool.allocated;
   }
 
   // Cached blocks may still be read by queued kernels, hence the synchronize. Every block is
@@ -162,6 +173,8 @@ void* cached_malloc(size_t nbytes, int device) { return nbytes ? allocator().all
 void cached_free(void* ptr, int /*device: the block remembers its own*/) noexcept { allocator().release(ptr); }
 size_t memory_allocated(int device) { return allocator().allocated(device); }
 size_t memory_reserved(int device) { return allocator().reserved(device); }
+size_t max_memory_allocated(int device) { return allocator().peak(device); }
+void reset_peak_memory_stats(int device) { allocator().reset_peak(device); }
 void empty_cache() { allocator().empty_cache(); }
 
 Workspace::Workspace(size_t nbytes) : device_(current_device()) { ptr_ = cached_malloc(nbytes, device_); }

@@ -11,6 +11,8 @@ void* cached_malloc(size_t nbytes, int device);
 void cached_free(void* ptr, int device) noexcept;
 size_t memory_allocated(int device);  // bytes in blocks handed out (block sizes, rounded)
 size_t memory_reserved(int device);   // bytes held from the driver (handed out + cached)
+size_t max_memory_allocated(int device);  // the most memory_allocated since the last reset
+void reset_peak_memory_stats(int device);
 void empty_cache();                   // cudaFree every cached block on every device
 
 }  // namespace lepton::cuda

@@ -104,9 +104,10 @@ std::string device_name(int device) {
 void set_device(int device) { check_cuda(cudaSetDevice(device), "cudaSetDevice"); }
 
 const CudaBackend kBackend = {
-    &device_count,    &cached_malloc, &cached_free, &copy_memory,  &memory_allocated,
-    &memory_reserved, &empty_cache,   &synchronize, &device_name,  &driver_version,
-    &set_device,      &stream_api(),
+    &device_count,         &cached_malloc,           &cached_free,  &copy_memory,  &memory_allocated,
+    &memory_reserved,      &max_memory_allocated,    &reset_peak_memory_stats,     &empty_cache,
+    &synchronize,          &device_name,             &driver_version,              &set_device,
+    &stream_api(),
 };
 [[maybe_unused]] const bool kRegistered = (register_cuda_backend(&kBackend), true);
 

@@ -59,6 +59,11 @@ void set_dtype(DeviceType d, DType dtype) {
 
 Suspend::Suspend() : prev_(tl_state.suspended) { tl_state.suspended = true; }
 Suspend::~Suspend() { tl_state.suspended = prev_; }
+bool Suspend::set(bool suspended) {
+  const bool prev = tl_state.suspended;
+  tl_state.suspended = suspended;
+  return prev;
+}
 
 std::optional<DType> target(const char* op, const Tensor* const* args, size_t count) {
   const State& s = tl_state;

@@ -21,6 +21,9 @@ void set_dtype(DeviceType d, DType dtype);  // float16 or bfloat16, else TypeErr
 // on the dtypes they were given (torch excludes its Autocast dispatch key the same way).
 class Suspend {
  public:
+  // Lifts or restores a suspension from outside (activation checkpointing recomputes a forward
+  // pass inside backward, under the autocast state that pass had); returns the previous flag.
+  static bool set(bool suspended);
   Suspend();
   ~Suspend();
   Suspend(const Suspend&) = delete;

@@ -24,6 +24,7 @@ ALIASES = {
     "torch.serialization": "lepton.serialization",
     "torch.amp": "lepton.amp",
     "torch.cuda": "lepton.cuda",
+    "torch.cpu": "lepton.cpu",
     "torch.cuda.amp": "lepton.amp.cuda_amp",
     "torch.backends": "lepton.backends",
     "torch.backends.cuda": "lepton.backends.cuda",

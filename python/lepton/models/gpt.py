@@ -13,17 +13,19 @@ import numpy as np
 
 from lepton import _C, nn
 from lepton.autograd import no_grad
+from lepton.utils.checkpoint import checkpoint
 
 
 class CharGPT(nn.Module):
     def __init__(self, vocab_size, n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=True,
-                 tie_weights=True):
+                 tie_weights=True, checkpoint_activations=False):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("n_layer", n_layer), ("n_head", n_head),
                             ("n_embd", n_embd), ("block_size", block_size)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"CharGPT: {name} must be an integer >= 1, got {value!r}")
         self.vocab_size, self.block_size = vocab_size, block_size
+        self.checkpoint_activations = checkpoint_activations  # blocks recompute in backward: less memory
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.drop = nn.Dropout(dropout)
@@ -55,8 +57,9 @@ class CharGPT(nn.Module):
             raise ValueError(f"CharGPT: cannot forward a sequence of length {time}, block_size is {self.block_size}")
         pos = _C.arange(time, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
+        recompute = self.checkpoint_activations and self.training and _C.is_grad_enabled()
         for block in self.h:
-            x = block(x)
+            x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
         return self.lm_head(self.ln_f(x))
 
     @no_grad()

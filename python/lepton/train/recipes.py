@@ -61,14 +61,20 @@ _IMAGE_STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}  #
 _VAL_SIZE = 5000  # training images held out for validation (best checkpoint, early figures)
 
 
-def make_config(name, epochs=None, steps=None, batch_size=None, lr=None, seed=0, amp=None):
+def make_config(name, epochs=None, steps=None, batch_size=None, lr=None, seed=0, amp=None,
+                checkpoint_activations=False):
     """The config of a run of recipe `name`, with the given settings instead of the defaults. With
-    steps and no epochs a run is step-limited only; amp: None, "bfloat16" or "float16" (Trainer's)."""
+    steps and no epochs a run is step-limited only; amp: None, "bfloat16" or "float16" (Trainer's);
+    checkpoint_activations recomputes each transformer block in backward (GPT recipes only)."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe '{name}' (known: {', '.join(RECIPES)})")
     r = RECIPES[name]
+    if checkpoint_activations and r.extra.get("model") != "CharGPT":
+        raise ValueError(f"activation checkpointing is for the transformer recipes; {name} has no blocks to recompute")
     config = {"recipe": name, "task": r.task, "epochs": r.epochs, "steps": r.steps, "batch_size": r.batch_size,
               "lr": r.lr, "seed": seed, "amp": amp, **r.extra}
+    if checkpoint_activations:
+        config["checkpoint_activations"] = True
     if steps is not None:
         config["steps"], config["epochs"] = steps, epochs
     elif epochs is not None:
@@ -89,7 +95,8 @@ def build_model(config):
     try:
         if kind == "CharGPT":
             return models.CharGPT(len(config["vocab"]), config["n_layer"], config["n_head"], config["n_embd"],
-                                  config["block_size"], config["dropout"])
+                                  config["block_size"], config["dropout"],
+                                  checkpoint_activations=config.get("checkpoint_activations", False))
         return getattr(models, kind)()
     except AttributeError as e:  # a layer missing from lepton.nn in this build
         raise RuntimeError(f"recipe {config['recipe']} needs a layer this build of lepton lacks ({e})") from None
