@@ -306,11 +306,11 @@ def test_generate_top_k_1_is_greedy():
 
 def test_sampling_follows_softmax_and_top_k():
     """The Gumbel-max draw: frequencies match softmax(logits / T); top_k never draws outside the k best."""
-    from lepton.models.gpt import _sample
+    from lepton.models.generation import sample_next
 
     logits = np.array([0.0, 1.0, 2.0, -1.0, 0.5], dtype=np.float32)
     rows = lepton.tensor(np.tile(logits, (40000, 1)))
-    draws = _sample(rows).numpy().ravel()
+    draws = sample_next(rows).numpy().ravel()
     freq = np.bincount(draws, minlength=5) / len(draws)
     expected = np.exp(logits) / np.exp(logits).sum()
     np.testing.assert_allclose(freq, expected, atol=0.01)

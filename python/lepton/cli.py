@@ -271,6 +271,7 @@ def _cmd_eval(args):
 
 def _cmd_generate(args):
     import lepton
+    from lepton.models.generation import check_sampling
     from lepton.train import recipes
 
     _check_device(args.device)
@@ -285,8 +286,12 @@ def _cmd_generate(args):
     ids = [vocab.index(c) for c in args.prompt]
     model.to(args.device)
     idx = lepton.tensor([ids], dtype=lepton.int64, device=args.device)
-    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k)
-    print("".join(vocab[i] for i in out[0].cpu().tolist()))
+    check_sampling(args.temperature, args.top_k, args.top_p)  # (before the prompt is echoed)
+    print(args.prompt, end="", flush=True)
+    for token in model.stream(idx, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                              top_p=args.top_p):  # (each character as it is drawn)
+        print(vocab[token.item()], end="", flush=True)
+    print()
     return 0
 
 
@@ -399,6 +404,8 @@ def build_parser():
     p.add_argument("--max-new-tokens", type=_positive(int), default=500, help="characters to generate (default 500)")
     p.add_argument("--temperature", type=_positive(float), default=1.0, help="sampling temperature (default 1.0)")
     p.add_argument("--top-k", type=_positive(int), help="sample among the K likeliest characters only")
+    p.add_argument("--top-p", type=float, help="sample among the likeliest characters whose probability reaches P "
+                                               "(nucleus sampling, 0 < P <= 1)")
     p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.set_defaults(func=_cmd_generate)

@@ -9,10 +9,10 @@ the residual stream (attn.c_proj, mlp.c_proj), so its variance does not grow wit
 
 import math
 
-import numpy as np
 
 from lepton import _C, nn
 from lepton.autograd import no_grad
+from lepton.models import generation
 from lepton.utils.checkpoint import checkpoint
 
 
@@ -46,48 +46,44 @@ class CharGPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx):
-        """idx [B, T] int64 token ids, T <= block_size -> logits [B, T, vocab_size]."""
+    def forward(self, idx, caches=None):
+        """idx [B, T] int64 token ids, T <= block_size -> logits [B, T, vocab_size]. With caches (from
+        new_caches()), idx holds the positions after those already cached."""
         if not isinstance(idx, _C.Tensor) or idx.dtype != _C.dtype.int64 or idx.dim() != 2:
             got = f"{idx.dtype} tensor of shape {tuple(idx.shape)}" if isinstance(idx, _C.Tensor) else \
                 type(idx).__name__
             raise TypeError(f"CharGPT: idx must be a [B, T] int64 tensor, got {got}")
-        time = idx.shape[1]
-        if time > self.block_size:
-            raise ValueError(f"CharGPT: cannot forward a sequence of length {time}, block_size is {self.block_size}")
-        pos = _C.arange(time, device=idx.device)
+        start, time = (caches[0].length if caches else 0), idx.shape[1]
+        if start + time > self.block_size:
+            raise ValueError(f"CharGPT: cannot forward a sequence of length {start + time}, block_size is "
+                             f"{self.block_size}")
+        pos = _C.arange(start, start + time, device=idx.device)
         x = self.drop(self.wte(idx) + self.wpe(pos))
-        recompute = self.checkpoint_activations and self.training and _C.is_grad_enabled()
-        for block in self.h:
-            x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
+        recompute = self.checkpoint_activations and self.training and _C.is_grad_enabled() and not caches
+        for n, block in enumerate(self.h):
+            if recompute:
+                x = checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x, caches[n] if caches else None)
         return self.lm_head(self.ln_f(x))
 
+    def new_caches(self):
+        """One empty KVCache per block, for forward(idx, caches) while generating."""
+        return [nn.KVCache(self.block_size) for _ in self.h]
+
     @no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
-        """Appends max_new_tokens sampled tokens to idx [B, T] (the context is cropped to the last
-        block_size tokens); draws come from lepton's RNG, so lepton.manual_seed makes them reproducible."""
-        if temperature <= 0:
-            raise ValueError(f"CharGPT.generate: temperature must be > 0, got {temperature}")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
-            raise ValueError(f"CharGPT.generate: top_k must be a positive integer or None, got {top_k!r}")
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True):
+        """Appends max_new_tokens sampled tokens to idx [B, T] (models/generation.py: temperature, top-k,
+        top-p, KV cache; the context is the last block_size tokens); draws come from lepton's RNG, so
+        lepton.manual_seed makes them reproducible."""
+        return _C.cat([idx, *self.stream(idx, max_new_tokens, temperature, top_k, top_p, use_cache)], 1)
+
+    def stream(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True):
+        """generate, one [B, 1] token at a time as each is drawn (in eval mode, without grad)."""
         was_training = self.training
         self.eval()
         try:
-            for _ in range(max_new_tokens):
-                logits = self(idx[:, -self.block_size:])[:, -1, :] / temperature
-                if top_k is not None and top_k < self.vocab_size:
-                    kth = np.partition(logits.numpy(), -top_k, axis=-1)[:, -top_k]
-                    logits = _C.where(logits < _C.from_numpy(kth[:, None].copy()), float("-inf"), logits)
-                idx = _C.cat([idx, _sample(logits)], 1)
+            with no_grad():
+                yield from generation.stream(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache)
         finally:
             self.train(was_training)
-        return idx
-
-
-def _sample(logits):
-    """One token per row of logits [B, V] drawn from softmax(logits), as [B, 1] int64.
-
-    Gumbel-max: argmax(logits + G) with G = -log(-log U), U uniform from lepton's RNG, is an exact
-    draw from the categorical distribution (lepton has no multinomial)."""
-    u = _C.rand(logits.shape, dtype=logits.dtype, device=logits.device)
-    return (logits - (-u.log()).log()).argmax(1, keepdim=True)

@@ -11,6 +11,7 @@ from lepton.nn.modules.distance import CosineSimilarity, PairwiseDistance
 from lepton.nn.modules.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from lepton.nn.modules.flatten import Flatten, Unflatten
 from lepton.nn.modules.instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d
+from lepton.nn.modules.kv_cache import KVCache
 from lepton.nn.modules.linear import Identity, Linear
 from lepton.nn.modules.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
                                     MSELoss, NLLLoss, SmoothL1Loss, TripletMarginLoss)
@@ -45,4 +46,4 @@ __all__ += ["LayerNorm", "BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "Instan
             "Embedding"]
 __all__ += ["MultiheadAttention"]
 __all__ += ["TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer", "TransformerDecoder",
-            "Transformer", "GPTBlock"]
+            "Transformer", "GPTBlock", "KVCache"]

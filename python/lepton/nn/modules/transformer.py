@@ -17,6 +17,7 @@ from lepton.nn.modules.activation import GELU
 from lepton.nn.modules.attention import MultiheadAttention
 from lepton.nn.modules.containers import ModuleList
 from lepton.nn.modules.dropout import Dropout
+from lepton.nn.modules.kv_cache import cache_mask
 from lepton.nn.modules.linear import Linear
 from lepton.nn.modules.module import Module
 from lepton.nn.modules.normalization import LayerNorm
@@ -301,11 +302,19 @@ class CausalSelfAttention(Module):
         self.c_proj = Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = Dropout(dropout)
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
+        """x [B, T, n_embd]; with a KVCache, x holds the T positions after those cached (generation)."""
         batch, time, channels = x.shape
-        heads = [t.view([batch, time, self.n_head, channels // self.n_head]).transpose(1, 2)
-                 for t in self.c_attn(x).split(self.n_embd, 2)]
-        y = F.scaled_dot_product_attention(*heads, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        q, k, v = [t.view([batch, time, self.n_head, channels // self.n_head]).transpose(1, 2)
+                   for t in self.c_attn(x).split(self.n_embd, 2)]
+        dropout = self.dropout if self.training else 0.0
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+        else:
+            past = cache.length
+            k, v = cache.append(k, v)
+            mask = cache_mask(past, time, x.device)
+            y = F.scaled_dot_product_attention(q, k, v, mask, dropout_p=dropout, is_causal=past == 0 and time > 1)
         return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape([batch, time, channels])))
 
 
@@ -335,8 +344,8 @@ class GPTBlock(Module):
         self.ln_2 = LayerNorm(n_embd, bias=bias)
         self.mlp = GPTMLP(n_embd, dropout, bias)
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
         if x.dim() != 3 or x.shape[2] != self.attn.n_embd:
             raise ValueError(f"GPTBlock: expected input [B, T, {self.attn.n_embd}], got {tuple(x.shape)}")
-        x = x + self.attn(self.ln_1(x))
+        x = x + self.attn(self.ln_1(x), cache)
         return x + self.mlp(self.ln_2(x))
