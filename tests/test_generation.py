@@ -105,3 +105,20 @@ def test_int8_weight_only_model_generates_close_to_float(model):
     assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
     np.testing.assert_allclose(cached, got, rtol=1e-5, atol=1e-5)
     assert q.generate(seq[:, :2], 30, top_k=5).shape == (2, 32)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_multihead_attention_with_a_cache_matches_the_causal_full_pass(batch_first):
+    lepton.manual_seed(3)
+    mha = nn.MultiheadAttention(16, 4, batch_first=batch_first).eval()
+    x = lepton.randn(2, 9, 16) if batch_first else lepton.randn(9, 2, 16)
+    part = (lambda a, b: x[:, a:b]) if batch_first else (lambda a, b: x[a:b])
+    with lepton.no_grad():
+        full = mha(x, x, x, attn_mask=nn.Transformer.generate_square_subsequent_mask(9), is_causal=True,
+                   need_weights=False)[0].numpy()
+        cache = nn.KVCache(12)
+        chunks = [mha(part(a, b), part(a, b), part(a, b), is_causal=True, need_weights=weights, cache=cache)[0].numpy()
+                  for (a, b), weights in (((0, 4), False), ((4, 5), True), ((5, 9), False))]
+    np.testing.assert_allclose(np.concatenate(chunks, 1 if batch_first else 0), full, rtol=1e-5, atol=1e-6)
+    with pytest.raises(NotImplementedError, match="key_padding_mask"):
+        mha(part(0, 1), part(0, 1), part(0, 1), key_padding_mask=lepton.zeros(2, 1, dtype=lepton.bool), cache=cache)

@@ -78,14 +78,18 @@ class MultiheadAttention(Module):
         return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, batch_first={self.batch_first}"
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
-                average_attn_weights=True, is_causal=False):
+                average_attn_weights=True, is_causal=False, cache=None):
+        """torch's MultiheadAttention.forward; Lepton adds cache, an nn.KVCache: key and value are then
+        the positions after those cached (generation), is_causal=True needs no attn_mask, and an
+        attn_mask covers the cached keys too ([L, cached + S])."""
         batched = self._check_shapes(query, key, value, key_padding_mask, attn_mask)
         bdim = 0 if self.batch_first else 1  # the batch dim of 3-D inputs
         if not batched:
             query, key, value = query.unsqueeze(bdim), key.unsqueeze(bdim), value.unsqueeze(bdim)
             if key_padding_mask is not None:
                 key_padding_mask = key_padding_mask.unsqueeze(0)
-        out, weights = self._attend(query, key, value, bdim, key_padding_mask, need_weights, attn_mask, is_causal)
+        out, weights = self._attend(query, key, value, bdim, key_padding_mask, need_weights, attn_mask, is_causal,
+                                    cache)
         if weights is not None and average_attn_weights:
             weights = weights.mean(1)
         if not batched:
@@ -141,12 +145,23 @@ class MultiheadAttention(Module):
             return F.linear(query, w[:E], bq), k, v
         return F.linear(query, w[:E], bq), F.linear(key, w[E:2 * E], bk), F.linear(value, w[2 * E:], bv)
 
-    def _attend(self, query, key, value, bdim, key_padding_mask, need_weights, attn_mask, is_causal):
+    def _attend(self, query, key, value, bdim, key_padding_mask, need_weights, attn_mask, is_causal, cache):
         """query [L, N, E] or [N, L, E] (bdim 1 or 0) -> (output like query, weights [N, H, L, S] or None)."""
         H, hd, E = self.num_heads, self.head_dim, self.embed_dim
         sdim = 1 - bdim
         L, N, S = query.shape[sdim], query.shape[bdim], key.shape[sdim]
         dtype = query.dtype
+        past = 0
+        if cache is not None:
+            if self.bias_k is not None or self.add_zero_attn or key_padding_mask is not None:
+                raise NotImplementedError("MultiheadAttention: a cache does not combine with add_bias_kv, "
+                                          "add_zero_attn or key_padding_mask")
+            past = cache.length
+            if is_causal and attn_mask is None:  # query i sits at position past + i
+                rows = _C.arange(L, device=query.device).reshape([L, 1]) + past
+                attn_mask = _C.arange(past + S, device=query.device).reshape([1, past + S]) > rows
+                is_causal = False
+            S += past
         if key_padding_mask is not None and tuple(key_padding_mask.shape) != (N, S):
             raise ValueError(f"MultiheadAttention: key_padding_mask of shape {list(key_padding_mask.shape)}, "
                              f"expected {[N, S]} (batch, key length)")
@@ -176,6 +191,8 @@ class MultiheadAttention(Module):
         # [N, H, seq, hd] views of the projections
         order = (1, 2, 0, 3) if bdim == 1 else (0, 2, 1, 3)
         q, k, v = (x.reshape(*x.shape[:2], H, hd).permute(*order) for x in (q, k, v))
+        if cache is not None:
+            k, v = cache.append(k, v)
         if self.add_zero_attn:
             zeros = _C.zeros((N, H, 1, hd), dtype=dtype, device=k.device)
             k, v = _C.cat([k, zeros], 2), _C.cat([v, zeros], 2)
