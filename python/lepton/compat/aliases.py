@@ -33,6 +33,7 @@ ALIASES = {
     "torch.backends.mkldnn": "lepton.backends.mkldnn",
     "torch.backends.openmp": "lepton.backends.openmp",
     "torch.distributed": "lepton.distributed",
+    "torch.distributed.optim": "lepton.distributed.optim",
     "torch.autograd": "lepton.autograd",
     "torch.testing": "lepton.testing",
     "torch.onnx": "lepton.onnx",
