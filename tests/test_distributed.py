@@ -93,7 +93,7 @@ def test_env_prefers_torchrun_names(monkeypatch):
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ValueError, match="RANK='x'"):
         env.env_rank()
-    assert env.env_timeout() == env.DEFAULT_TIMEOUT_S == 300
+    assert env.env_timeout() == env.DEFAULT_TIMEOUT_S == 60
     monkeypatch.setenv("LEPTON_DIST_TIMEOUT", "2.5")
     assert env.env_timeout() == 2.5
     monkeypatch.setenv("LEPTON_DIST_TIMEOUT", "-1")
@@ -102,6 +102,45 @@ def test_env_prefers_torchrun_names(monkeypatch):
     monkeypatch.setenv("MASTER_ADDR", "10.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29500")
     assert env.master_addr_port() == ("10.0.0.1", 29500)
+
+
+def test_check_switch(monkeypatch):
+    monkeypatch.delenv("LEPTON_DIST_CHECK", raising=False)
+    assert env.checks_enabled()
+    monkeypatch.setenv("LEPTON_DIST_CHECK", "0")
+    assert not env.checks_enabled()
+    monkeypatch.setenv("LEPTON_DIST_CHECK", "off")
+    with pytest.raises(ValueError, match="LEPTON_DIST_CHECK='off'"):
+        env.checks_enabled()
+
+
+def test_check_headers_and_messages():
+    from lepton.distributed import check
+
+    x = lepton.zeros(4, 3)
+    h = check.encode(7, "all_reduce", x, "max")
+    assert isinstance(h, bytes) and len(h) == check.HEADER_BYTES
+    assert check.decode(h)[0][:8] == (7, 1, lepton.float32.value + 1, 3, 0, 2, 4, 3)
+    assert check.describe(check.decode(h)[0]) == "all_reduce float32[4, 3] op=max"
+    b = check.encode(1, "broadcast", lepton.zeros(2, dtype=lepton.int64), root=0)
+    assert check.describe(check.decode(b)[0]) == "broadcast int64[2] src=0"
+    assert check.describe(check.decode(check.encode(1, "barrier"))[0]) == "barrier"
+    # beyond 8 dims the trailing ones fold into one word: shapes that differ there still differ
+    a9, b9 = lepton.zeros(*[1] * 9, 2), lepton.zeros(*[1] * 9, 3)
+    assert check.encode(1, "all_reduce", a9, "sum") != check.encode(1, "all_reduce", b9, "sum")
+    assert check.describe(check.decode(check.encode(1, "all_reduce", a9, "sum"))[0]).endswith(
+        "float32[1, 1, 1, 1, 1, 1, 1, ...] op=sum")
+    table = check.encode(3, "all_reduce", x, "sum") + check.encode(3, "all_reduce", x, "avg") + \
+        check.encode(3, "all_reduce", x, "sum")
+    assert check.mismatch_message(table).startswith(
+        "lepton.distributed: all_reduce mismatch at call #3: ranks 0,2 float32[4, 3] op=sum, rank 1 float32[4, 3] "
+        "op=avg;")
+    table = check.encode(5, "all_gather", x) + check.encode(5, "barrier")
+    assert check.mismatch_message(table).startswith(
+        "lepton.distributed: collective mismatch at call #5: rank 0 all_gather float32[4, 3], rank 1 barrier;")
+    table = check.encode(5, "barrier") + check.encode(6, "barrier")
+    assert check.mismatch_message(table).startswith(
+        "lepton.distributed: barrier mismatch at call #5: rank 0 barrier (call #5), rank 1 barrier (call #6);")
 
 
 def test_without_a_process_group(monkeypatch):

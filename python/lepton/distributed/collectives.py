@@ -3,7 +3,7 @@
 import datetime
 
 import lepton
-from lepton.distributed import env
+from lepton.distributed import abort, env
 from lepton.distributed.group import ProcessGroup, ReduceOp, check_op
 
 _default = None  # the ProcessGroup made by init_process_group
@@ -28,9 +28,13 @@ def init_process_group(backend=None, timeout=None, rank=None, world_size=None):
 
     backend: "mpi" (CPU tensors, processes started by mpiexec/Slurm/`lepton launch`), "nccl"
     (CUDA tensors) or None for nccl when CUDA is available and mpi otherwise. timeout (seconds
-    or a timedelta; default LEPTON_DIST_TIMEOUT or 5 minutes): how long a collective may wait
+    or a timedelta; default LEPTON_DIST_TIMEOUT or 60 s): how long a collective may wait
     for its peers before raising DistTimeoutError. rank/world_size default to the launcher's
     environment (RANK/WORLD_SIZE, PMI_*, OMPI_*, SLURM_*); MPI's own numbering must agree.
+
+    Every collective's arguments are checked against the other ranks' before data moves (a
+    mismatch raises DistError on every rank; LEPTON_DIST_CHECK=0 skips the check), and an
+    unhandled exception on one rank ends the whole job at once (MPI_Abort under mpiexec).
     """
     global _default
     if _default is not None:
@@ -52,6 +56,7 @@ def init_process_group(backend=None, timeout=None, rank=None, world_size=None):
             group.destroy()
             raise ValueError(f"init_process_group: {what}={asked} was asked for but the {backend} launcher gives {got}")
     _default = group
+    abort.watch(group)  # an unhandled exception on this rank then ends the job, not just this rank
     return group
 
 
@@ -84,6 +89,7 @@ def destroy_process_group(group=None):
     global _default
     g = _group(group)
     g.destroy()
+    abort.forget(g)
     if g is _default:
         _default = None
 
@@ -149,11 +155,20 @@ def _run(work, async_op):
     return None
 
 
+def _check_reduce_op(op, t, what):
+    check_op(op)
+    if op == ReduceOp.AVG and not t.is_floating_point():
+        raise TypeError(f"{what}: ReduceOp.AVG needs a floating-point tensor, got {t.dtype}; "
+                        "use ReduceOp.SUM and divide")
+    return op
+
+
 def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     """Reduce `tensor` over all ranks, in place (every rank ends with the result)."""
     g = _group(group)
     _check_tensor(tensor, "all_reduce: tensor", g)
-    return _run(g.all_reduce(tensor, check_op(op)), async_op)
+    op = _check_reduce_op(op, tensor, "all_reduce")
+    return _run(g.submit("all_reduce", lambda: g.all_reduce(tensor, op), tensor, op, blocking=not async_op), async_op)
 
 
 def broadcast(tensor, src=0, group=None, async_op=False):
@@ -162,7 +177,9 @@ def broadcast(tensor, src=0, group=None, async_op=False):
     _check_tensor(tensor, "broadcast: tensor", g)
     if not 0 <= src < g.size():
         raise ValueError(f"broadcast: src={src} is not a rank of a group of {g.size()}")
-    return _run(g.broadcast(tensor, int(src)), async_op)
+    src = int(src)
+    return _run(g.submit("broadcast", lambda: g.broadcast(tensor, src), tensor, root=src, blocking=not async_op),
+                async_op)
 
 
 def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
@@ -173,7 +190,9 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     if output_tensor.dtype != input_tensor.dtype or output_tensor.numel() != input_tensor.numel() * g.size():
         raise ValueError(f"all_gather: output {tuple(output_tensor.shape)} {output_tensor.dtype} must hold "
                          f"{g.size()} x input {tuple(input_tensor.shape)} {input_tensor.dtype}")
-    return _run(g.all_gather_into_tensor(output_tensor, input_tensor), async_op)
+    work = g.submit("all_gather", lambda: g.all_gather_into_tensor(output_tensor, input_tensor), input_tensor,
+                    blocking=not async_op)
+    return _run(work, async_op)
 
 
 def _check_list(op, what, tensors, like, g):
@@ -212,7 +231,10 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     if output.dtype != input.dtype or input.numel() != output.numel() * g.size():
         raise ValueError(f"reduce_scatter: input {tuple(input.shape)} {input.dtype} must hold {g.size()} x "
                          f"output {tuple(output.shape)} {output.dtype}")
-    return _run(g.reduce_scatter_tensor(output, input, check_op(op)), async_op)
+    op = _check_reduce_op(op, input, "reduce_scatter")
+    work = g.submit("reduce_scatter", lambda: g.reduce_scatter_tensor(output, input, op), input, op,
+                    blocking=not async_op)
+    return _run(work, async_op)
 
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
@@ -225,4 +247,5 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
 
 def barrier(group=None, async_op=False):
     """Wait until every rank has reached this call."""
-    return _run(_group(group).barrier(), async_op)
+    g = _group(group)
+    return _run(g.submit("barrier", g.barrier, blocking=not async_op), async_op)

@@ -12,7 +12,7 @@ _WORLD = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
 _LOCAL_RANK = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID")
 _LOCAL_WORLD = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
 
-DEFAULT_TIMEOUT_S = 300.0  # a collective that has not finished by then raises instead of hanging
+DEFAULT_TIMEOUT_S = 60.0  # a collective that has not finished by then raises instead of hanging
 
 
 def _first_int(names):
@@ -62,6 +62,15 @@ def env_timeout():
     if seconds <= 0:
         raise ValueError(f"LEPTON_DIST_TIMEOUT must be positive, got {value!r}")
     return seconds
+
+
+def checks_enabled():
+    """LEPTON_DIST_CHECK: 1 (default) checks every collective's arguments across ranks; 0 skips that
+    (for measuring its cost; every rank must use the same setting)."""
+    value = os.environ.get("LEPTON_DIST_CHECK", "1")
+    if value not in ("0", "1", ""):
+        raise ValueError(f"LEPTON_DIST_CHECK={value!r}: expected 0 or 1")
+    return value != "0"
 
 
 def master_addr_port():

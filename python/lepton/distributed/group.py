@@ -1,5 +1,6 @@
 """The process-group interface every backend implements, and reduction operators."""
 
+from lepton.distributed import abort
 from lepton.distributed.work import DistError
 
 
@@ -35,6 +36,7 @@ class ProcessGroup:
     def __init__(self, timeout):
         self.timeout = float(timeout)
         self._error = None
+        self.checker = None  # a check.Checker when every call is compared with the other ranks'
 
     def rank(self):
         raise NotImplementedError
@@ -58,6 +60,13 @@ class ProcessGroup:
     def broken(self):
         return self._error is not None
 
+    def submit(self, kind, start, tensor=None, op=None, root=None, blocking=False):
+        """The Work of start(), which launches collective `kind` (after the check, when there is
+        one); blocking: the caller waits for it at once."""
+        if self.checker is None:
+            return start()
+        return self.checker.submit(kind, start, tensor, op, root, blocking)
+
     # Backends override these. Each returns a Work; tensors are contiguous and on a device the
     # backend accepts (checked by the caller in collectives.py).
     def all_reduce(self, tensor, op):
@@ -80,3 +89,11 @@ class ProcessGroup:
 
     def destroy(self):
         """Release the communicator (all ranks call it together)."""
+
+    def _exit(self):
+        """At exit (atexit): MPI_Finalize could wait forever on a peer that is gone, with our MPI
+        requests pending, so a broken group ends the whole job instead (our error has been printed
+        by now), after a moment that lets the other survivors, which fail at about the same time,
+        print theirs."""
+        if self.broken:
+            abort.end_mpi_job(abort.ABORT_GRACE_S)

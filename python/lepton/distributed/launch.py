@@ -62,7 +62,7 @@ def add_launch_parser(subparsers):
                                           "WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE.")
     p.add_argument("-n", "--nproc", type=int, required=True, help="number of processes (ranks)")
     p.add_argument("--hosts", help="comma-separated host names (mpiexec -hosts)")
-    p.add_argument("--timeout", type=float, help="seconds a collective may wait for its peers (default 300)")
+    p.add_argument("--timeout", type=float, help="seconds a collective may wait for its peers (default 60)")
     p.add_argument("--dry-run", action="store_true", help="print the mpiexec command instead of running it")
     p.add_argument("-m", dest="module", nargs=argparse.REMAINDER, help="run a module: -m pkg.train [args...]")
     p.add_argument("script", nargs=argparse.REMAINDER, help="script.py [args...]")

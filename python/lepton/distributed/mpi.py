@@ -3,19 +3,18 @@
 The tensors' own memory is handed to MPI (a buffer over data_ptr), so nothing is copied except
 for float16/bfloat16 reductions, which MPI cannot add: those reduce a float32 copy. Every
 collective is non-blocking underneath (MPI_Iallreduce...) so that a wait can give up after the
-group's timeout instead of hanging on a dead peer.
+group's timeout instead of hanging on a dead peer. The headers of the check (check.py) travel
+point to point on a communicator of their own.
 """
 
 import atexit
 import faulthandler
 import sys
-import time
 
 import lepton
+from lepton.distributed import check
 from lepton.distributed.group import ProcessGroup, ReduceOp
 from lepton.distributed.work import DistError, Work, completed_work
-
-_ABORT_GRACE_S = 1.0
 
 
 def _mpi(timeout=None):
@@ -52,8 +51,8 @@ class MPIGroup(ProcessGroup):
         self._MPI = MPI = _mpi()
         self.comm = comm
         self._types = _datatypes(MPI)
-        self._float_types = {lepton.float32, lepton.float64}
-        self._int_types = {lepton.int32, lepton.int64, lepton.int8, lepton.uint8}
+        # the dtypes MPI reduces as they are (AVG only reaches it for floats: checked by the caller)
+        self._reducible = {lepton.float32, lepton.float64, lepton.int32, lepton.int64, lepton.int8, lepton.uint8}
         self._ops = {ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.MAX: MPI.MAX, ReduceOp.MIN: MPI.MIN}
         # MPI has no sum over bools; torch's is a logical or.
         self._bool_ops = {ReduceOp.SUM: MPI.LOR, ReduceOp.MAX: MPI.LOR, ReduceOp.MIN: MPI.LAND}
@@ -68,6 +67,7 @@ class MPIGroup(ProcessGroup):
         world._start("init_process_group (waiting for every rank to join)", world.comm.Ibarrier).wait()
         # A communicator of our own, so the user's MPI traffic never interleaves with ours.
         group = cls(MPI.COMM_WORLD.Dup(), timeout)
+        check.attach(group, lambda: MPIHeaders(MPI, group.comm))
         atexit.register(group._exit)
         return group
 
@@ -85,11 +85,8 @@ class MPIGroup(ProcessGroup):
     def _reduce_spec(self, t, op):
         """(buffer spec, MPI op, staging tensor or None) for a reduction over `t`."""
         dtype = t.dtype
-        if dtype in self._float_types or (op != ReduceOp.AVG and dtype in self._int_types):
+        if dtype in self._reducible:
             return [self._bytes(t), self._types[dtype]], self._ops[op], None
-        if op == ReduceOp.AVG and not t.is_floating_point():
-            raise TypeError(f"all_reduce: ReduceOp.AVG needs a floating-point tensor, got {dtype}; "
-                            "use ReduceOp.SUM and divide")
         if dtype == lepton.bool:
             return [self._bytes(t), self._MPI.C_BOOL], self._bool_ops[op], None
         staged = t.float()  # float16/bfloat16: MPI cannot add them
@@ -161,19 +158,50 @@ class MPIGroup(ProcessGroup):
             comm = self.comm.Split(color, key)
         except self._MPI.Exception as e:
             self._fail(DistError(f"lepton.distributed: new_group failed in MPI: {e}"))
-        return MPIGroup(comm, timeout) if member else None
+        if not member:
+            return None
+        group = MPIGroup(comm, timeout)
+        check.attach(group, lambda: MPIHeaders(self._MPI, comm))
+        return group
 
     def destroy(self):
         if not self.broken and self.comm != self._MPI.COMM_NULL:
+            if self.checker is not None:
+                self.checker.close()
             self.comm.Free()
         self.comm = self._MPI.COMM_NULL
 
-    def _exit(self):
-        # MPI_Finalize could wait forever on a peer that is gone, with our requests pending:
-        # end the whole job instead (our error has been printed by now), after a moment that
-        # lets the other survivors, which time out at about the same time, print theirs.
-        if self.broken:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            time.sleep(_ABORT_GRACE_S)
-            self._MPI.COMM_WORLD.Abort(1)
+
+class MPIHeaders:
+    """The check's channel: each header goes to every peer point to point (not in one
+    all-gather), so that a timeout can name the ranks whose header never came."""
+
+    def __init__(self, MPI, comm):
+        self._MPI, self.comm = MPI, comm.Dup()  # tags and matching of our own
+        rank, self._size = self.comm.Get_rank(), self.comm.Get_size()
+        self._peers = [p for p in range(self._size) if p != rank]
+
+    def post(self, header):
+        n = len(header)
+        table = bytearray(header * self._size)  # our own row in place; the peers' arrive over it
+        rows = memoryview(table)
+        recvs = [self.comm.Irecv([rows[p * n:(p + 1) * n], self._MPI.BYTE], source=p) for p in self._peers]
+        sends = [self.comm.Isend([header, self._MPI.BYTE], dest=p) for p in self._peers]
+        return _Exchange(self._MPI, table, self._peers, recvs, sends)
+
+    def close(self):
+        self.comm.Free()
+
+
+class _Exchange:
+    def __init__(self, MPI, table, peers, recvs, sends):
+        self._MPI, self._table, self._peers, self._recvs, self._requests = MPI, table, peers, recvs, recvs + sends
+
+    def test(self):
+        return self._MPI.Request.Testall(self._requests)
+
+    def table(self):
+        return self._table
+
+    def missing(self):
+        return [p for p, r in zip(self._peers, self._recvs) if not r.Test()]

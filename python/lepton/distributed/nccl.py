@@ -4,16 +4,20 @@ Collectives run on a dedicated stream after the current stream's queued work; wa
 the current stream after the collective without blocking the host (as in PyTorch). A watchdog
 thread in C++ aborts the communicator when a collective outlives the timeout, and the next call
 raises. The unique id travels over MPI when MPI started the processes, else over a TCP
-rendezvous at MASTER_ADDR:MASTER_PORT.
+rendezvous at MASTER_ADDR:MASTER_PORT; so do the headers of the check (check.py): over MPI,
+asynchronously, or over the NCCL communicator itself, the host waiting for them.
 """
 
+import atexit
 import glob
 import importlib.util
 import os
 
+import numpy as np
+
 import lepton
 from lepton import _C
-from lepton.distributed import env
+from lepton.distributed import check, env
 from lepton.distributed.group import ProcessGroup, ReduceOp
 from lepton.distributed.work import DistError, Work, completed_work
 
@@ -56,6 +60,41 @@ class _NcclWork(Work):
         self.wait()
 
 
+class _NcclHeaders:
+    """The check's channel when no MPI runs the job: an all-gather of the headers on the
+    communicator itself, awaited by the host before the data collective is queued (both share
+    the communicator, and NCCL matches operations by the order they are queued)."""
+
+    def __init__(self, comm):
+        self._comm = comm
+
+    def post(self, header):
+        device = f"cuda:{self._comm.device}"
+        mine = lepton.from_numpy(np.frombuffer(header, dtype=np.uint8).copy()).to(device)
+        table = lepton.empty(self._comm.size * len(header), dtype=lepton.uint8, device=device)
+        self._comm.all_gather(table, mine).synchronize()  # watchdog-bounded
+        return _Arrived(table.cpu().numpy().tobytes())
+
+    def close(self):
+        pass
+
+
+class _Arrived:
+    """An exchange whose headers are all in."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def test(self):
+        return True
+
+    def table(self):
+        return self._table
+
+    def missing(self):
+        return []
+
+
 class NCCLGroup(ProcessGroup):
     backend = "nccl"
 
@@ -69,11 +108,12 @@ class NCCLGroup(ProcessGroup):
             raise RuntimeError("the nccl backend needs CUDA (a CUDA build of Lepton and a GPU); use backend='mpi' "
                                "for CPU tensors")
         load_nccl()
-        mpi_comm = None
+        MPI = mpi_comm = None
         if env.launched_by_mpi():
             from lepton.distributed.mpi import _mpi
 
-            mpi_comm = _mpi(timeout).COMM_WORLD
+            MPI = _mpi(timeout)
+            mpi_comm = MPI.COMM_WORLD
             rank, world_size = mpi_comm.Get_rank(), mpi_comm.Get_size()
         else:
             rank = env.env_rank() if rank is None else int(rank)
@@ -93,7 +133,17 @@ class NCCLGroup(ProcessGroup):
             from lepton.distributed.rendezvous import share_bytes
 
             uid = share_bytes(uid, rank, world_size, where[0], where[1], timeout)
-        return cls(_C._dist.NcclComm(uid, rank, world_size, device, timeout), timeout)
+        group = cls(_C._dist.NcclComm(uid, rank, world_size, device, timeout), timeout)
+        if mpi_comm is not None:
+            from lepton.distributed.mpi import MPIHeaders
+
+            check.attach(group, lambda: MPIHeaders(MPI, mpi_comm))
+            atexit.register(group._exit)
+            # headers over MPI arrive only while someone polls: DDP then polls from its hooks
+            group.progress_by_polling = group.checker is not None
+        else:
+            check.attach(group, lambda: _NcclHeaders(group.comm))
+        return group
 
     def rank(self):
         return self.comm.rank
@@ -112,8 +162,6 @@ class NCCLGroup(ProcessGroup):
     def all_reduce(self, tensor, op):
         if tensor.numel() == 0:
             return completed_work(self, "all_reduce")
-        if op == ReduceOp.AVG and not tensor.is_floating_point():
-            raise TypeError(f"all_reduce: ReduceOp.AVG needs a floating-point tensor, got {tensor.dtype}")
         if tensor.dtype == lepton.bool:
             op = ReduceOp.MIN if op == ReduceOp.MIN else ReduceOp.MAX  # sum of bools is a logical or
         return self._launch("all_reduce", lambda: self.comm.all_reduce(tensor, op))
@@ -131,8 +179,6 @@ class NCCLGroup(ProcessGroup):
     def reduce_scatter_tensor(self, output, input, op):
         if output.numel() == 0:
             return completed_work(self, "reduce_scatter")
-        if op == ReduceOp.AVG and not input.is_floating_point():
-            raise TypeError(f"reduce_scatter: ReduceOp.AVG needs a floating-point tensor, got {input.dtype}")
         return self._launch("reduce_scatter", lambda: self.comm.reduce_scatter(output, input, op))
 
     def barrier(self):
@@ -148,4 +194,6 @@ class NCCLGroup(ProcessGroup):
         self.comm.abort(str(self._error) if self._error else "aborted")
 
     def destroy(self):
+        if self.checker is not None:
+            self.checker.close()
         self.comm.destroy()
