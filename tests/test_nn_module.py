@@ -333,3 +333,17 @@ def test_deepcopy_of_tensors_and_models():
     assert twin[2].weight is twin[0].weight and twin[0].weight is not model[0].weight
     x = lepton.randn(2, 4)
     np.testing.assert_array_equal(twin(x).detach().numpy(), model(x).detach().numpy())
+
+
+def test_reassigned_children_and_parameters_keep_their_place_as_in_torch():
+    import torch
+
+    for engine in (lepton, torch):
+        seq = engine.nn.Sequential(engine.nn.Linear(2, 3), engine.nn.ReLU(), engine.nn.Linear(3, 1))
+        seq[0] = engine.nn.Linear(2, 3, bias=False)
+        setattr(seq, "1", engine.nn.Tanh())
+        lin = seq[2]
+        lin.weight = engine.nn.Parameter(engine.zeros(1, 3))
+        assert [n for n, _ in seq.named_children()] == ["0", "1", "2"]
+        assert [n for n, _ in lin.named_parameters()] == ["weight", "bias"]
+        assert type(seq[1]).__name__ == "Tanh" and seq[0].bias is None

@@ -48,6 +48,12 @@ ALIASES = {
     "torchvision.datasets.mnist": "lepton.vision.datasets.mnist",
     "torchvision.datasets.vision": "lepton.vision.datasets.vision",
     "torchvision.utils": "lepton.vision.utils",
+    "torchvision.models": "lepton.vision.models",
+    "torchvision.models.resnet": "lepton.vision.models.resnet",
+    "torchvision.models.vgg": "lepton.vision.models.vgg",
+    "torchvision.models.alexnet": "lepton.vision.models.alexnet",
+    "torchvision.models.mobilenetv2": "lepton.vision.models.mobilenetv2",
+    "torchvision.models.mobilenet": "lepton.vision.models.mobilenetv2",
 }
 
 VIEWS = {

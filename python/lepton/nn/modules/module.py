@@ -128,16 +128,19 @@ class Module:
 
     register_module = add_module
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Drops `name` from every store but `keep`, where a reassignment keeps its place (as in torch:
+        resnet.conv1 = Conv2d(...) stays the first child)."""
         for store in (self.__dict__, self._parameters, self._buffers, self._modules):
-            store.pop(name, None)
+            if store is not keep:
+                store.pop(name, None)
         self._non_persistent_buffers.discard(name)
 
     def __setattr__(self, name, value):
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             self._check_name("parameters", name)
-            self._forget(name)
+            self._forget(name, keep=self._parameters)
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
@@ -146,7 +149,7 @@ class Module:
             params[name] = None
         elif isinstance(value, Module):
             self._check_name("child module", name)
-            self._forget(name)
+            self._forget(name, keep=self._modules)
             self._modules[name] = value
         elif params is not None and name in self._modules:
             if value is not None:
