@@ -4,14 +4,19 @@
 
 namespace lepton::py_bind {
 
+std::optional<int64_t> int64_of(const py::handle& obj) {
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (overflow) return std::nullopt;
+  return int64_t(v);
+}
+
 std::optional<Scalar> to_scalar(const py::handle& obj) {
   if (py::isinstance<py::bool_>(obj)) return Scalar::from_bool(obj.cast<bool>());
   if (py::isinstance<py::int_>(obj)) {
-    try {
-      return Scalar::from_int(obj.cast<int64_t>());
-    } catch (const py::cast_error&) {
-      raise(ErrorKind::Value, "integer ", std::string(py::str(obj)), " does not fit in int64");
-    }
+    if (auto v = int64_of(obj)) return Scalar::from_int(*v);
+    raise(ErrorKind::Value, "integer ", std::string(py::str(obj)), " does not fit in int64");
   }
   if (py::isinstance<py::float_>(obj)) return Scalar::from_float(obj.cast<double>());
   // NumPy scalars (np.float32(1), np.int64(2), np.bool_(True)) and 0-d arrays
@@ -27,8 +32,18 @@ Scalar require_scalar(const py::handle& obj, const char* what) {
   return *s;
 }
 
+namespace {
+
+int64_t shape_entry(const py::handle& obj, const char* what) {
+  auto v = int64_of(obj);
+  if (!v) raise(ErrorKind::Type, what, " must contain ints that fit in int64, got ", std::string(py::str(obj)));
+  return *v;
+}
+
+}  // namespace
+
 Shape to_shape(const py::handle& obj, const char* what) {
-  if (py::isinstance<py::int_>(obj)) return {obj.cast<int64_t>()};
+  if (py::isinstance<py::int_>(obj)) return {shape_entry(obj, what)};
   if (!py::isinstance<py::sequence>(obj) || py::isinstance<py::str>(obj))
     raise(ErrorKind::Type, what, " must be an int or a sequence of ints, got ",
           std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -36,7 +51,7 @@ Shape to_shape(const py::handle& obj, const char* what) {
   for (auto item : py::reinterpret_borrow<py::sequence>(obj)) {
     if (!py::isinstance<py::int_>(item) || py::isinstance<py::bool_>(item))
       raise(ErrorKind::Type, what, " must contain only ints, got ", std::string(py::str(py::repr(item))));
-    shape.push_back(item.cast<int64_t>());
+    shape.push_back(shape_entry(item, what));
   }
   return shape;
 }

@@ -44,6 +44,8 @@ struct type_caster<lepton::Tensor> : public type_caster_base<lepton::Tensor> {
 
 namespace lepton::py_bind {
 
+// A Python int (or an object with __index__) as int64; nullopt when its value does not fit.
+std::optional<int64_t> int64_of(const py::handle& obj);
 // A Python bool/int/float (or NumPy scalar) as a Scalar; nullopt for anything else.
 std::optional<Scalar> to_scalar(const py::handle& obj);
 Scalar require_scalar(const py::handle& obj, const char* what);

@@ -21,7 +21,8 @@ DType dtype_from_numpy(const py::dtype& dt) {
   if (kind == 'f' && size == 4) return DType::Float32;
   if (kind == 'f' && size == 8) return DType::Float64;
   raise(ErrorKind::Type, "can't convert a NumPy array of dtype ", std::string(py::str(dt)),
-        "; supported: bool, uint8, int8, int32, int64, float16, float32, float64");
+        ": Lepton has no such dtype (it has bool, uint8, int8, int32, int64, float16, float32, float64); "
+        "convert the array first, e.g. arr.astype(np.int32)");
 }
 
 py::dtype numpy_dtype(DType t) {
@@ -56,7 +57,19 @@ Tensor wrap_foreign(char* data, const Shape& shape, const Shape& strides, DType 
 }
 
 Tensor from_numpy(const py::array& arr) {
+  // The tensor shares the array's memory, so its bytes must already be in the machine's order.
+  LEPTON_CHECK(arr.dtype().attr("isnative").cast<bool>(), Value, "from_numpy: the array's dtype ",
+               std::string(py::str(arr.dtype())), " has a byte order different from the native byte order; "
+               "conversion between byte orders is not supported: convert it first, e.g. "
+               "arr.astype(arr.dtype.newbyteorder('='))");
   DType dtype = dtype_from_numpy(arr.dtype());
+  // As in torch: the tensor shares the memory all the same, and writing to it is the caller's risk.
+  if (!arr.writeable() &&
+      PyErr_WarnEx(PyExc_UserWarning, "The given NumPy array is not writable, and Lepton does not support "
+                                      "non-writable tensors: writing to this tensor writes to the array's "
+                                      "read-only memory. Copy the array (arr.copy()) or make it writable "
+                                      "before converting it to a tensor.", 1) < 0)
+    throw py::error_already_set();
   const int64_t isz = int64_t(itemsize(dtype));
   Shape shape(arr.shape(), arr.shape() + arr.ndim()), strides(arr.ndim());
   for (py::ssize_t d = 0; d < arr.ndim(); ++d) {

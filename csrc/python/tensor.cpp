@@ -56,7 +56,10 @@ std::vector<ops::IndexItem> to_index_items(const py::handle& key) {
       auto get = [&](const char* name) -> std::optional<int64_t> {
         py::object v = k.attr(name);
         if (v.is_none()) return std::nullopt;
-        return py::int_(v.attr("__index__")()).cast<int64_t>();
+        py::int_ i(v.attr("__index__")());
+        if (auto fitting = int64_of(i)) return fitting;
+        // beyond int64 a bound is past either end anyway, so it clamps (as Python's own slicing does)
+        return i > py::int_(0) ? INT64_MAX : INT64_MIN;
       };
       it.start = get("start");
       it.stop = get("stop");
@@ -75,11 +78,19 @@ std::vector<ops::IndexItem> to_index_items(const py::handle& key) {
       it.tensor = lepton.attr("from_numpy")(arr.attr("copy")()).cast<Tensor>();
     } else if (py::hasattr(k, "__index__")) {
       it.kind = ops::IndexItem::Kind::Int;
-      it.i = py::int_(k.attr("__index__")()).cast<int64_t>();
+      py::int_ i(k.attr("__index__")());
+      auto v = int64_of(i);
+      if (!v) raise(ErrorKind::Value, "index ", std::string(py::str(i)), " does not fit in int64");
+      it.i = *v;
     } else {
       raise(ErrorKind::Index, "only integers, slices (':'), ellipsis ('...'), None and integer or boolean tensors are "
                               "valid indices (got ", std::string(py::str(py::type::of(k).attr("__name__"))), ")");
     }
+    // a uint8 tensor indexes as a mask, deprecated (ops::index casts it), as in torch
+    if (it.kind == ops::IndexItem::Kind::Tensor && it.tensor.dtype() == DType::UInt8 && it.tensor.dim() > 0 &&
+        PyErr_WarnEx(PyExc_UserWarning, "indexing with dtype lepton.uint8 is now deprecated, please use a dtype "
+                                        "lepton.bool instead.", 1) < 0)
+      throw py::error_already_set();
     items.push_back(it);
   }
   return items;
@@ -220,8 +231,9 @@ void bind_tensor(py::module_& m) {
       .def("nonzero", &ops::nonzero)
       .def("__getitem__", [](const Tensor& t, const py::object& key) { return ops::index(t, to_index_items(key)); })
       .def("__setitem__", [](const Tensor& t, const py::object& key, const py::object& value) {
+        // a number is stored, so it must fit t's dtype (ops::full checks)
         Tensor v = as_tensor_operand(value) ? value.cast<Tensor>()
-                                            : ops::scalar_tensor(require_scalar(value, "assigned value"), t.dtype(), t.device());
+                                            : ops::full({}, require_scalar(value, "assigned value"), t.dtype(), t.device());
         ops::index_put_(t, to_index_items(key), v);
       })
       // copies and conversions

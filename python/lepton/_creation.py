@@ -43,10 +43,17 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False):
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"tensor(): could not convert data of type {type(data).__name__} to a tensor "
                         f"(got NumPy dtype {arr.dtype}); use numbers or nested lists of numbers")
+    given = arr
     if not from_numpy_input:
-        if arr.dtype.kind == "f":
-            arr = arr.astype(np.float32)
-        elif arr.dtype.kind in "iu":
+        # Python numbers: float32 and int64 by default; with a dtype they are kept wide (float64,
+        # int64) until converted, and checked against it below
+        if arr.dtype.kind == "u":  # NumPy's choice for ints from 2**63 on
+            if dtype is None:
+                raise ValueError(f"tensor(): integer {arr.max()} does not fit in int64")
+            arr = arr.astype(np.float64)
+        elif arr.dtype.kind == "f":
+            arr = arr.astype(np.float32 if dtype is None else np.float64)
+        elif arr.dtype.kind == "i":
             arr = arr.astype(np.int64)
     elif arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
         arr = arr.astype(np.int64)
@@ -54,7 +61,27 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False):
         arr = arr.astype(np.int32)
     out = _C.from_numpy(np.array(arr, order="C", copy=True))  # ascontiguousarray would make 0-d into 1-d
     out = out.to(device=device, dtype=dtype)
+    if not from_numpy_input and out.dtype in _INT_RANGE and given.dtype.kind in "iuf":
+        _check_fits(given, out.dtype)
     return out.requires_grad_(True) if requires_grad else out
+
+
+_INT_RANGE = {_C.dtype.uint8: (0, 255), _C.dtype.int8: (-128, 127), _C.dtype.int32: (-2**31, 2**31 - 1),
+              _C.dtype.int64: (-2**63, 2**63 - 1)}
+
+
+def _check_fits(values, dtype):
+    """Python numbers stored as an integer dtype must fit it, by the rule fill_ follows (ops/copy.cpp,
+    torch's): integers in range (uint8 also takes -255..-1, as their two's complement), floats
+    finite and in range; RuntimeError otherwise, as in torch."""
+    lo, hi = _INT_RANGE[dtype]
+    if values.dtype.kind == "f":  # (2.0**63 == float(2**63 - 1), hence the strict bound for int64)
+        ok = (values >= lo) & ((values < 2.0**63) if dtype == _C.dtype.int64 else (values <= hi))
+    else:
+        ok = (values >= (-hi if dtype == _C.dtype.uint8 else lo)) & (values <= hi)
+    if not ok.all():
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow "
+                           f"(got {values[~ok].flat[0].item()!r})")
 
 
 def _like(t, dtype, device):

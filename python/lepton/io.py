@@ -68,6 +68,7 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
 
 
 def _write_atomically(path, write):
+    _remove_stale_temporaries(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as stream:
@@ -84,6 +85,36 @@ def _write_atomically(path, write):
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+def _remove_stale_temporaries(path):
+    """Removes the `path`.tmp-PID files of earlier writes whose process is gone (killed mid-write);
+    a live PID's file may be a concurrent write, so it stays."""
+    folder, prefix = os.path.dirname(os.path.abspath(path)), os.path.basename(path) + ".tmp-"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # (the write itself will report a missing or unreadable folder)
+    for name in names:
+        pid = name[len(prefix):]
+        if not (name.startswith(prefix) and pid.isascii() and pid.isdigit()) or _alive(int(pid)):
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+        except OSError:  # (removed by another writer first, or not ours to remove: it harms nothing)
+            pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except (OverflowError, OSError):  # no process can have such an id
+        return False
+    return True
 
 
 def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **pickle_load_args):

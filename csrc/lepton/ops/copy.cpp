@@ -1,4 +1,8 @@
 // Copies: broadcasting, casting and cross-device copy_, fills, contiguous/clone/to, cat/stack.
+#include <charconv>
+#include <cstdint>
+#include <string>
+
 #include "lepton/core/cuda_backend.h"
 #include "lepton/core/error.h"
 #include "lepton/ops/grad.h"
@@ -14,6 +18,33 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
   use_device(dst.device());
   StridedIter it = make_iter(dst, {&src});
   copy_kernels.get(dst.device().type, dst.dtype(), "copy")(it, src.dtype());
+}
+
+void run_fill(const Tensor& dst, Scalar value) {
+  if (dst.numel() == 0) return;
+  use_device(dst.device());
+  StridedIter it = make_iter(dst, {});
+  fill_kernels.get(dst.device().type, dst.dtype(), "fill")(it, value);
+}
+
+// torch's rule for storing a number (c10::overflows): an integer dtype takes integers in its
+// range (uint8 also -255..-1, as their two's complement) and finite floats in its range, which
+// are then truncated; floating and bool dtypes take any number.
+bool fits(const Scalar& v, DType dtype) {
+  if (is_floating(dtype) || dtype == DType::Bool || v.kind == Scalar::Kind::Bool) return true;
+  if (dtype == DType::Int64)  // (2^63 itself does not fit; torch's double comparison lets it wrap)
+    return v.kind == Scalar::Kind::Int || (v.f >= -0x1p63 && v.f < 0x1p63);
+  const int64_t lo = dtype == DType::UInt8 ? 0 : dtype == DType::Int8 ? INT8_MIN : INT32_MIN;
+  const int64_t hi = dtype == DType::UInt8 ? UINT8_MAX : dtype == DType::Int8 ? INT8_MAX : INT32_MAX;
+  if (v.kind == Scalar::Kind::Int) return v.i <= hi && v.i >= (dtype == DType::UInt8 ? -hi : lo);
+  return v.f >= double(lo) && v.f <= double(hi);  // false for NaN and +-inf
+}
+
+std::string number_str(const Scalar& v) {  // shortest round-trip form, as Python prints it: 1e+20, inf
+  char buf[32];
+  const auto end = v.kind == Scalar::Kind::Float ? std::to_chars(buf, buf + sizeof buf, v.f).ptr
+                                                 : std::to_chars(buf, buf + sizeof buf, v.i).ptr;
+  return std::string(buf, end);
 }
 
 }  // namespace
@@ -62,13 +93,18 @@ void copy_(const Tensor& dst, const Tensor& src) {
 }
 
 void fill_(const Tensor& dst, Scalar value) {
+  LEPTON_CHECK(fits(value, dst.dtype()), Runtime, "value cannot be converted to type ", dtype_name(dst.dtype()),
+               " without overflow (got ", number_str(value), ")");
   autograd::check_inplace(dst, "fill_");
   autograd::drop_history(dst);  // constant values: no gradient flows back through them
   dst.bump_version();
-  if (dst.numel() == 0) return;
-  use_device(dst.device());
-  StridedIter it = make_iter(dst, {});
-  fill_kernels.get(dst.device().type, dst.dtype(), "fill")(it, value);
+  run_fill(dst, value);
+}
+
+Tensor scalar_tensor(Scalar value, DType dtype, Device device) {
+  Tensor t = Tensor::empty({}, dtype, device);
+  run_fill(t, value);
+  return t;
 }
 
 Tensor contiguous(const Tensor& t) {

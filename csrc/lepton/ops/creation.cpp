@@ -12,8 +12,6 @@ Tensor full(const Shape& shape, Scalar value, DType dtype, Device device) {
   return t;
 }
 
-Tensor scalar_tensor(Scalar value, DType dtype, Device device) { return full({}, value, dtype, device); }
-
 Tensor arange(double start, double end, double step, DType dtype, Device device) {
   LEPTON_CHECK(step != 0, Value, "arange: step must be nonzero");
   LEPTON_CHECK(std::isfinite(start) && std::isfinite(end), Value, "arange: start and end must be finite, got ",

@@ -55,7 +55,19 @@ DType binary_compute_dtype(BinaryOp op, DType promoted) {
   return promoted;
 }
 
+// Integer floor_divide and remainder by zero raise, as in torch. One reduction over the divisor,
+// made for integer dtypes on the CPU only: on CUDA it would cost a device sync, and torch does
+// not check there either.
+void check_divisor(BinaryOp op, const Tensor& divisor) {
+  if ((op != BinaryOp::FloorDivide && op != BinaryOp::Remainder) || is_floating(divisor.dtype()) ||
+      divisor.device().is_cuda())
+    return;
+  LEPTON_CHECK(reduce(ReduceOp::All, divisor, {}, false).data<bool>()[0], Runtime, binary_name(op),
+               ": integer division by zero (ZeroDivisionError)");
+}
+
 void run_binary(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  check_divisor(op, b);
   use_device(out.device());
   StridedIter it = make_iter(out, {&a, &b});
   binary_kernels.get(out.device().type, out.dtype(), binary_name(op))(op, it);

@@ -13,6 +13,9 @@ namespace {
 
 using Kind = IndexItem::Kind;
 
+// A bool tensor indexes as a mask; so does a uint8 one (deprecated, as in torch).
+bool is_mask(const Tensor& idx) { return idx.dtype() == DType::Bool || idx.dtype() == DType::UInt8; }
+
 int64_t read_int64(const Tensor& t) {  // one element, from any device
   return to(t, Device{}, DType::Int64, false).data<int64_t>()[0];
 }
@@ -29,7 +32,7 @@ Advanced decompose(const Tensor& t, const std::vector<IndexItem>& items) {
   for (const IndexItem& it : items) {
     if (it.kind == Kind::Ellipsis) ++ellipses;
     // a mask consumes one dim per mask dim; a 0-d mask consumes none (it adds a dim, like None)
-    else if (it.kind == Kind::Tensor) consumed += it.tensor.dtype() == DType::Bool ? it.tensor.dim() : 1;
+    else if (it.kind == Kind::Tensor) consumed += is_mask(it.tensor) ? it.tensor.dim() : 1;
     else if (it.kind != Kind::None) ++consumed;
   }
   LEPTON_CHECK(ellipses <= 1, Index, "an index can only have a single ellipsis ('...')");
@@ -47,7 +50,7 @@ Advanced decompose(const Tensor& t, const std::vector<IndexItem>& items) {
         const Tensor& idx = it.tensor;
         LEPTON_CHECK(idx.device() == t.device() || idx.device() == Device{}, Value,
                      "indices are on ", idx.device().str(), " but the indexed tensor is on ", t.device().str());
-        if (idx.dtype() == DType::Bool) {
+        if (is_mask(idx)) {
           const int64_t k = std::max<int64_t>(idx.dim(), 1);
           Tensor mask = idx.dim() == 0 ? unsqueeze(idx, 0) : idx;
           if (idx.dim() == 0) cur = unsqueeze(cur, d);  // x[True] adds a dim of size 1
@@ -62,7 +65,8 @@ Advanced decompose(const Tensor& t, const std::vector<IndexItem>& items) {
           }
           d += k;
         } else {
-          LEPTON_CHECK(!is_floating(idx.dtype()), Index, "tensors used as indices must be long, int, uint8 or bool tensors, got ",
+          LEPTON_CHECK(idx.dtype() == DType::Int64 || idx.dtype() == DType::Int32, Index,
+                       "tensors used as indices must be long, int, uint8 or bool tensors, got ",
                        dtype_name(idx.dtype()));
           adv.dims.push_back(d);
           adv.indices.push_back(to(idx, t.device(), DType::Int64, false));
@@ -222,8 +226,8 @@ void index_put_(const Tensor& t, const std::vector<IndexItem>& items, const Tens
 
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& indices) {
   LEPTON_CHECK(indices.dim() <= 1, Index, "index_select: index must be 0- or 1-dimensional, got shape ", shape_str(indices.shape()));
-  LEPTON_CHECK(!is_floating(indices.dtype()) && indices.dtype() != DType::Bool, Index,
-               "index_select: index must be an integer tensor, got ", dtype_name(indices.dtype()));
+  LEPTON_CHECK(indices.dtype() == DType::Int64 || indices.dtype() == DType::Int32, Index,
+               "index_select: index must be an int64 or int32 tensor, got ", dtype_name(indices.dtype()));
   const int64_t d = wrap_dim(dim, t.dim(), "index_select");
   std::vector<IndexItem> items(d, IndexItem{Kind::Slice});
   IndexItem tensor_item{Kind::Tensor};

@@ -17,7 +17,9 @@ using Dims = std::vector<int64_t>;
 Tensor full(const Shape& shape, Scalar value, DType dtype, Device device);
 Tensor arange(double start, double end, double step, DType dtype, Device device);
 Tensor linspace(double start, double end, int64_t steps, DType dtype, Device device);
-Tensor scalar_tensor(Scalar value, DType dtype, Device device);  // 0-d
+// full() and fill_() raise RuntimeError for a value `dtype` can't hold (2**40 in int32), as in
+// torch; scalar_tensor() makes the 0-d operand of arithmetic, where such a value wraps, as in torch.
+Tensor scalar_tensor(Scalar value, DType dtype, Device device);  // 0-d (copy.cpp)
 void manual_seed(uint64_t seed);
 uint64_t initial_seed();
 std::pair<uint64_t, uint64_t> rng_state();          // (seed, offset)

@@ -228,10 +228,10 @@ Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start, std::op
     return v < 0 ? 0 : (v > size ? size : v);
   };
   int64_t b = start ? clampi(*start) : 0, e = stop ? clampi(*stop) : size;
-  int64_t len = e > b ? (e - b + step - 1) / step : 0;
+  const int64_t len = e > b ? 1 + (e - b - 1) / step : 0;  // (e - b + step - 1 would overflow for a huge step)
   Shape shape = t.shape(), strides = t.strides();
   shape[d] = len;
-  strides[d] *= step;
+  if (len > 1) strides[d] *= step;  // (a step this small can't overflow it; one element needs no stride)
   const Shape in = t.shape();
   return recorded("slice_backward", t, make_view(t, shape, strides, t.offset() + (len > 0 ? b * t.strides()[d] : 0)),
                   [in, d, b, e, step](const Tensor& g) {
@@ -292,10 +292,10 @@ std::vector<Tensor> split(const Tensor& t, const Dims& sizes, int64_t dim) {
 std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim) {
   LEPTON_CHECK(chunks > 0, Value, "chunk: chunks must be greater than 0, got ", chunks);
   const int64_t d = wrap_dim(dim, t.dim(), "chunk");
-  const int64_t size = t.shape()[d], each = (size + chunks - 1) / chunks;
+  const int64_t size = t.shape()[d], each = size ? 1 + (size - 1) / chunks : 0;  // ceil(size / chunks)
   Dims sizes;
   for (int64_t at = 0; at < size; at += each) sizes.push_back(std::min(each, size - at));
-  if (sizes.empty()) sizes.push_back(0);
+  if (size == 0) sizes.assign(size_t(chunks), 0);  // as torch: `chunks` empty pieces
   return split(t, sizes, d);
 }
 

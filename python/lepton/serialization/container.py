@@ -10,6 +10,8 @@ from lepton.serialization.arrays import ITEMSIZE
 
 MAX_HEADER = 100 * 1024 * 1024
 _ENTRY_FIELDS = {"dtype", "shape", "data_offsets"}
+# the format's dtypes beyond those Lepton reads (ITEMSIZE): 8-, 6- and 4-bit floats
+_OTHER_DTYPES = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F6_E2M3", "F6_E3M2", "F4"}
 
 
 class Entry(NamedTuple):
@@ -54,10 +56,19 @@ def _no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json(text):
-    """json.loads that refuses duplicate keys and NaN/Infinity literals (ValueError)."""
+def _finite(text):
+    value = float(text)
+    if not math.isfinite(value):  # (json.loads would make 1e400 an inf)
+        raise ValueError(f"the number {text:.40} is out of range")
+    return value
+
+
+def parse_json(text, constants=False):
+    """json.loads that refuses duplicate keys, numbers out of a float's range and (unless
+    `constants`, for lepton-1 skeletons, which json.dumps wrote with them) NaN/Infinity (ValueError)."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_float=_finite,
+                          parse_constant=float if constants else _no_constants)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
@@ -70,8 +81,11 @@ def parse(buf, source):
     n = int.from_bytes(buf[:8], "little")
     if n > MAX_HEADER or 8 + n > size:
         raise corrupt(source, f"a header of {n} bytes does not fit in a file of {size} bytes")
+    head = bytes(buf[8:8 + n])
+    if not head.startswith(b"{"):  # the format's rule; it also keeps out a byte-order mark
+        raise corrupt(source, f"the header must start with '{{', not {head[:4]!r}")
     try:
-        header = parse_json(bytes(buf[8:8 + n]))
+        header = parse_json(head.decode("utf-8"))  # (from bytes, json.loads would also take UTF-16/32)
     except ValueError as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise corrupt(source, f"unreadable header: {e}") from None
     if type(header) is not dict:
@@ -97,7 +111,8 @@ def _entry(name, info, source):
         raise corrupt(source, f"entry '{name}' must have exactly the fields dtype, shape and data_offsets")
     dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
     if dtype not in ITEMSIZE:
-        raise corrupt(source, f"'{name}' has dtype {dtype!r}; Lepton reads {', '.join(ITEMSIZE)}")
+        what = "a safetensors dtype Lepton does not support" if dtype in _OTHER_DTYPES else "not a safetensors dtype"
+        raise corrupt(source, f"'{name}' has dtype {dtype!r}, {what} (Lepton reads {', '.join(ITEMSIZE)})")
     if type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
         raise corrupt(source, f"'{name}' has shape {shape!r}, not a list of non-negative integers")
     if (type(offsets) is not list or len(offsets) != 2 or not all(type(o) is int for o in offsets)

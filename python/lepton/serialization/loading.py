@@ -3,7 +3,7 @@ versions) or a plain safetensors file, whose tensors come back as a flat {name: 
 
 from lepton import _C
 from lepton.serialization import legacy
-from lepton.serialization.arrays import array_from, tensor_from
+from lepton.serialization.arrays import TENSOR_DTYPES, array_from, tensor_from
 from lepton.serialization.container import corrupt, parse, parse_json
 from lepton.serialization.skeleton import Decoder
 
@@ -22,11 +22,19 @@ def load_buffer(buf, source, restore, weights_only=True):
     if fmt == FORMAT:
         return _load_lepton2(metadata["lepton"], entries, data, restore, source, weights_only)
     if fmt == "lepton-1":
+        try:  # (lepton-1 wrote non-finite floats as NaN/Infinity)
+            skeleton = parse_json(metadata["lepton"], constants=True)
+        except ValueError as e:
+            raise corrupt(source, f"unreadable skeleton: {e}") from None
         tensors = {name: restore(_tensor(entries, name, data, source), "cpu", name) for name in entries}
+        used = set()
         try:
-            return legacy.decode(parse_json(metadata["lepton"]), tensors)
+            obj = legacy.decode(skeleton, tensors, used)
         except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as e:
             raise corrupt(source, f"its structure does not match its tensors: {e!r}") from None
+        if len(used) != len(tensors):
+            raise corrupt(source, f"entries {sorted(set(tensors) - used)!r:.120} belong to no object")
+        return obj
     if fmt.startswith("lepton-"):
         raise ValueError(f"load: {source} is in format {fmt!r}, which this version of Lepton does not read "
                          f"(it reads {FORMAT} and lepton-1); a newer Lepton wrote it")
@@ -37,7 +45,8 @@ def _tensor(entries, name, data, source):
     e = entries[name]
     t = tensor_from(e.dtype, e.shape, data[e.begin:e.end])
     if t is None:
-        raise ValueError(f"load: '{name}' in {source} has dtype {e.dtype}, which Lepton tensors do not have")
+        raise ValueError(f"load: '{name}' in {source} has dtype {e.dtype}, which Lepton tensors do not have "
+                         f"(unsupported; they are {', '.join(TENSOR_DTYPES.values())})")
     return t
 
 
@@ -73,10 +82,16 @@ def _load_lepton2(text, entries, data, restore, source, weights_only):
         used.add(name)
     if len(used) != len(entries):
         raise corrupt(source, f"entries {sorted(set(entries) - used)!r:.120} belong to no object")
+    decoder = Decoder(tensors, arrays, doc.get("objects", ()), weights_only)
     try:
-        return Decoder(tensors, arrays, doc.get("objects", ()), weights_only).node(doc["root"])
+        obj = decoder.node(doc["root"])
     except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as e:
         raise corrupt(source, f"bad skeleton: {e}") from None
+    unseen = [row["data"] for tag, table in (("tensor", doc["tensors"]), ("ndarray", doc["ndarrays"]))
+              for i, row in enumerate(table) if i not in decoder.seen[tag]]
+    if unseen:  # (a root that is, say, a bare string would drop them)
+        raise corrupt(source, f"entries {unseen!r:.120} belong to no object")
+    return obj
 
 
 def _row(row, fields, entries, source):

@@ -189,6 +189,7 @@ class Decoder:
         self.tensors, self.arrays = tensors, arrays
         self.object_rows, self.weights_only = object_rows, weights_only
         self._objects = {}  # row -> rebuilt object, so an object met twice (or inside itself) is one
+        self.seen = {"tensor": set(), "ndarray": set()}  # the table rows the nodes refer to
 
     def node(self, n):
         kind = type(n)
@@ -209,6 +210,7 @@ class Decoder:
             table = self.tensors if tag == "tensor" else self.arrays
             if type(value) is not int or not 0 <= value < len(table):
                 raise ValueError(f"{tag} row {value!r} is not in its table of {len(table)}")
+            self.seen[tag].add(value)
             return table[value]
         if tag == "object":
             return self._object(value)

@@ -110,7 +110,8 @@ void unary_kernel(UnaryOp op, const StridedIter& it, double p0, double p1) {
   }
 }
 
-// Python-style floor division and remainder; integer division by zero gives 0, not a trap.
+// Python-style floor division and remainder; integer division by zero gives 0, not a trap (the op
+// raises before it gets here, as torch does: ops/elementwise.cpp check_divisor).
 template <class A>
 inline A floor_div(A a, A b) {
   if constexpr (std::is_floating_point_v<A>) {
