@@ -41,10 +41,14 @@ def _request(srv, method, path, body=None, headers=None):
         conn.close()
 
 
+def _no_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json(srv, method, path, body=None, headers=None):
     status, ctype, payload = _request(srv, method, path, body, headers)
     assert ctype == "application/json"
-    return status, json.loads(payload)
+    return status, json.loads(payload, parse_constant=_no_constant)  # strict: NaN/Infinity are not JSON
 
 
 def _metric(text, name, **labels):
@@ -90,6 +94,12 @@ def test_predict_matches_model(server):
     ({"inputs": [[1.0] * 11]}, 400, r"each sample must have shape \[3, 4\]"),
     ({"input": [[1.0] * 5] * 3}, 400, r"got samples of shape \[3, 5\]"),
     ({"inputs": [[1e39] * 12]}, 400, "NaN or infinity"),
+    (b'{"inputs": [[NaN, 1]]}', 400, "NaN is not a JSON value"),
+    (b'{"inputs": [[-Infinity]]}', 400, "-Infinity is not a JSON value"),
+    (b'{"inputs": ' + b"[" * 2000 + b"]" * 2000 + b"}", 400, "nested 2001 levels deep; the limit is 32"),
+    (b'{"inputs": ' + b"[" * 33 + b"0" + b"]" * 33 + b"}", 400, "nested 34 levels deep"),
+    (b'{"inputs": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"[[[["}', 400, "non-empty list"),  # strings don't nest
+    (b'{"inputs": "' + b'\\"[' * 1000, 400, "not valid JSON: Unterminated string"),
     ({"inputs": [[0.0] * 12] * 9}, 413, "9 samples in one request; the limit is 8"),
 ])
 def test_bad_requests_get_clear_errors(server, body, code, message):
@@ -165,6 +175,38 @@ def test_model_failure_is_a_500_not_a_crash():
         assert _metric(text, "lepton_errors_total", kind="model_error") == 1
     finally:
         srv.close()
+
+
+class _NaNWhereNegative:
+    """A model whose output is NaN for samples with a negative first value and +inf where it is 0."""
+
+    def __call__(self, t):
+        x = t.numpy()
+        y = np.where(x[:, :1] < 0, np.nan, np.where(x[:, :1] == 0, np.inf, x))
+        return lepton.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+
+
+def test_non_finite_model_output_is_a_json_error():
+    """NaN/Infinity are not JSON: such an output gives a 500 naming the samples, and every body
+    parses with a strict parser (_json)."""
+    with InferenceServer(Servable(_NaNWhereNegative(), (2,), name="nan"), port=0) as srv:
+        status, body = _json(srv, "POST", "/predict", {"inputs": [[1, 2], [-1, 2], [0, 5]]})
+        assert status == 500 and "sample(s) [1, 2]" in body["error"] and "NaN or infinity" in body["error"], body
+        status, body = _json(srv, "POST", "/predict", {"inputs": [[1, 2], [3, 4]]})
+        assert status == 200 and body["outputs"] == [[1, 2], [3, 4]]
+        text = _request(srv, "GET", "/metrics")[2].decode()
+        assert _metric(text, "lepton_errors_total", kind="model_nonfinite") == 1
+
+
+def test_non_finite_logits_through_the_classifier_postprocess():
+    from lepton.serve.servable import _classifier_post
+
+    servable = Servable(_NaNWhereNegative(), (2,), name="nan", postprocess=_classifier_post(["a", "b"]))
+    with InferenceServer(servable, port=0) as srv:
+        status, body = _json(srv, "POST", "/predict", {"input": [0, 1]})  # an infinite logit: NaN probabilities
+        assert status == 500 and "sample(s) [0]" in body["error"]
+        status, body = _json(srv, "POST", "/predict", {"input": [1, 3]})
+        assert status == 200 and body["outputs"][0]["label"] == "b"
 
 
 def test_micro_batcher_groups_by_shape():

@@ -1,8 +1,8 @@
-"""lepton.serve: an HTTP inference server with micro-batching and Prometheus metrics.
+"""lepton.serve: an HTTP/1.1 inference server with micro-batching and Prometheus metrics.
 
-    lepton serve CHECKPOINT [--host 127.0.0.1] [--port 8000]
+    lepton serve CHECKPOINT [--host 127.0.0.1] [--port 8000]    (SIGTERM or Ctrl-C: drain, exit 0)
 
-or in Python: InferenceServer(Servable(model, input_shape)).start().
+or in Python: InferenceServer(Servable(model, input_shape)).start(), then .close().
 """
 
 from lepton.serve.batcher import MicroBatcher

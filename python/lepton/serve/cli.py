@@ -1,6 +1,7 @@
 """The `lepton serve` and `lepton export` subcommands; cli.py adds them with
 add_serve_parser(sub) and add_export_parser(sub) (each sets func=... on its parser)."""
 
+import signal
 import sys
 
 __all__ = ["add_serve_parser", "add_export_parser"]
@@ -23,16 +24,24 @@ def _cmd_serve(args):
         lepton.set_num_threads(args.threads)
     servable = load_servable(args.checkpoint, quantize=args.int8)
     server = InferenceServer(servable, host=args.host, port=args.port, max_body_bytes=args.max_body_bytes,
-                             max_samples=args.max_samples, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+                             max_samples=args.max_samples, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                             client_timeout=args.client_timeout, max_connections=args.max_connections)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"lepton serve: warning: listening on {args.host}, reachable from other machines; there is no "
               "authentication", file=sys.stderr)
     print(f"serving {servable.name} (version {servable.version}) on {server.url}: POST /predict, GET /healthz, "
-          "GET /metrics; Ctrl-C stops", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+          "GET /metrics; Ctrl-C or SIGTERM stops", flush=True)
+
+    def stop(signum, frame):
+        print(f"lepton serve: {signal.Signals(signum).name}: finishing the requests in flight (again to force)",
+              file=sys.stderr, flush=True)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, signal.SIG_DFL)
+        server.stop()
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, stop)
+    server.serve_forever()  # returns once the requests in flight are answered
     return 0
 
 
@@ -51,6 +60,11 @@ def add_serve_parser(sub):
                    help="how long the first request of a batch waits for others (default 2 ms)")
     p.add_argument("--max-body-bytes", type=int, default=1 << 20, help="request body limit (default 1 MiB)")
     p.add_argument("--max-samples", type=int, default=256, help="samples per request at most (default 256)")
+    p.add_argument("--client-timeout", type=float, default=10.0,
+                   help="seconds a client may take to send a whole request or take a response; idle "
+                        "keep-alive connections close after it too (default 10)")
+    p.add_argument("--max-connections", type=int, default=1000,
+                   help="open connections at most; more get 503 (default 1000)")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: all cores)")
     p.set_defaults(func=_cmd_serve)
     return p

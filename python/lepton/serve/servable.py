@@ -46,8 +46,9 @@ class Servable:
 def _classifier_post(classes):
     def post(logits):
         z = np.asarray(logits, np.float64)
-        p = np.exp(z - z.max())
-        p /= p.sum()
+        with np.errstate(invalid="ignore"):  # an infinite logit gives NaN, which the server refuses to send
+            p = np.exp(z - z.max())
+            p /= p.sum()
         k = int(p.argmax())
         return {"class": k, "label": str(classes[k]) if classes else str(k), "probabilities": p.round(6).tolist()}
 
