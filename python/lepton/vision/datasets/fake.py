@@ -29,11 +29,7 @@ class FakeData(VisionDataset):
         img = lepton.rand(self.image_size, generator=g)  # in [0, 1): a valid 8-bit image after scaling
         target = int(lepton.randint(0, self.num_classes, (1,), generator=g).item())
         img = TF.to_pil_image(img)
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
+        return (img, target) if self.transforms is None else self.transforms(img, target)
 
     def __len__(self):
         return self.size

@@ -5,6 +5,7 @@ state_dict keys (features.0.weight, classifier.6.bias, ...) match torchvision's.
 import lepton
 from lepton import nn
 from lepton.vision.models._api import builder, imagenet, weights_enum
+from lepton.vision.models._init import init_weights as torchvision_init
 
 __all__ = ["VGG", "make_layers", "VGG11_Weights", "VGG11_BN_Weights", "VGG13_Weights", "VGG13_BN_Weights",
            "VGG16_Weights", "VGG16_BN_Weights", "VGG19_Weights", "VGG19_BN_Weights", "vgg11", "vgg11_bn", "vgg13",
@@ -47,17 +48,7 @@ class VGG(nn.Module):
             nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes))
         if init_weights:
-            for m in self.modules():
-                if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.BatchNorm2d):
-                    nn.init.ones_(m.weight)
-                    nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.Linear):
-                    nn.init.normal_(m.weight, 0, 0.01)
-                    nn.init.zeros_(m.bias)
+            torchvision_init(self)
 
     def forward(self, x):
         return self.classifier(lepton.flatten(self.avgpool(self.features(x)), 1))
