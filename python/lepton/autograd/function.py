@@ -26,8 +26,6 @@ class FunctionCtx:
 
     @property
     def saved_tensors(self):
-        if getattr(self, "_released", False):
-            raise RuntimeError("trying to use saved_tensors after backward freed them; pass retain_graph=True")
         return getattr(self, "_saved", ())
 
     def mark_non_differentiable(self, *outputs):
