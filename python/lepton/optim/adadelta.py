@@ -3,7 +3,7 @@ of past updates to that of the gradients, times lr; weight decay and maximize. C
 ops in torch's order."""
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, step_grad, torch_options
 
 
 class Adadelta(Optimizer):
@@ -25,9 +25,7 @@ class Adadelta(Optimizer):
             if not state:
                 state.update(step=0, square_avg=zeros_like(p), acc_delta=zeros_like(p))
             state["step"] += 1
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             square_avg = state["square_avg"].mul_(rho).add_(grad * grad, alpha=1 - rho)
             delta = state["acc_delta"].add(eps).sqrt_().div_(square_avg.add(eps).sqrt_()).mul_(grad)
             state["acc_delta"].mul_(rho).add_(delta * delta, alpha=1 - rho)

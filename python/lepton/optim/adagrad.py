@@ -2,7 +2,7 @@
 composed of tensor ops in torch's order (no fused kernel yet)."""
 
 from lepton._creation import full_like
-from lepton.optim.optimizer import Optimizer, check_range, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, step_grad, torch_options
 
 
 class Adagrad(Optimizer):
@@ -29,9 +29,7 @@ class Adagrad(Optimizer):
         for p in params:
             state = self._init_state(p, group)  # params added later start here
             state["step"] += 1
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
             std = state["sum"].add_(grad * grad).sqrt().add_(group["eps"])
             p.add_(grad / std, alpha=-clr)

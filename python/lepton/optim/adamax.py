@@ -3,7 +3,7 @@ replaced by an exponentially weighted infinity norm of the gradients; weight dec
 Composed of tensor ops in torch's order."""
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range, lerp_, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, lerp_, step_grad, torch_options
 
 
 class Adamax(Optimizer):
@@ -25,9 +25,7 @@ class Adamax(Optimizer):
             if not state:
                 state.update(step=0, exp_avg=zeros_like(p), exp_inf=zeros_like(p))
             state["step"] += 1
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             exp_avg = lerp_(state["exp_avg"], grad, 1 - beta1)
             exp_inf = state["exp_inf"]
             exp_inf.copy_(exp_inf.mul_(beta2).maximum(grad.abs().add_(group["eps"])))

@@ -7,7 +7,7 @@ state["eta"] and state["mu"] (the averaging weight) are Python floats, as "step"
 them as 0-d tensors)."""
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, step_grad, torch_options
 
 
 class ASGD(Optimizer):
@@ -26,9 +26,7 @@ class ASGD(Optimizer):
             if not state:
                 state.update(step=0, eta=float(lr), mu=1.0, ax=zeros_like(p))
             state["step"] += 1
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             eta = state["eta"]
             p.mul_(1 - lambd * eta).add_(grad, alpha=-eta)
             if state["mu"] != 1:

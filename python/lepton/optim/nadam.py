@@ -6,7 +6,7 @@ state["mu_product"] (the product of the mu_t so far) is a Python float, as "step
 keeps both as 0-d tensors)."""
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range, lerp_, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, lerp_, step_grad, torch_options
 
 
 class NAdam(Optimizer):
@@ -32,12 +32,7 @@ class NAdam(Optimizer):
                 state.update(step=0, mu_product=1.0, exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
             state["step"] += 1
             step = state["step"]
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                if group["decoupled_weight_decay"]:
-                    p.mul_(1 - lr * group["weight_decay"])
-                else:
-                    grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * group["momentum_decay"]))
             mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * group["momentum_decay"]))
             state["mu_product"] *= mu

@@ -208,6 +208,19 @@ def torch_options(name, differentiable=False, **flags):
     return dict(flags, differentiable=False)
 
 
+def step_grad(p, group):
+    """p's gradient as the composed optimizers step on it: negated for maximize, with L2 weight decay
+    added, or (decoupled_weight_decay, AdamW-style) applied to p itself at lr·weight_decay."""
+    grad = -p.grad if group["maximize"] else p.grad
+    decay = group["weight_decay"]
+    if decay != 0:
+        if group.get("decoupled_weight_decay"):
+            p.mul_(1 - group["lr"] * decay)
+        else:
+            grad = grad.add(p, alpha=decay)
+    return grad
+
+
 def lerp_(a, b, weight):
     """a.lerp_(b, weight) with torch's formula."""
     if weight < 0.5:

@@ -6,7 +6,7 @@ torch's order."""
 import math
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range, lerp_, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, lerp_, step_grad, torch_options
 
 
 class RAdam(Optimizer):
@@ -30,12 +30,7 @@ class RAdam(Optimizer):
                 state.update(step=0, exp_avg=zeros_like(p), exp_avg_sq=zeros_like(p))
             state["step"] += 1
             step = state["step"]
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                if group["decoupled_weight_decay"]:
-                    p.mul_(1 - lr * group["weight_decay"])
-                else:
-                    grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             exp_avg = lerp_(state["exp_avg"], grad, 1 - beta1)
             exp_avg_sq = state["exp_avg_sq"].mul_(beta2).add_(grad * grad, alpha=1 - beta2)
             bias_correction2 = 1 - beta2 ** step

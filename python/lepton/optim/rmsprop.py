@@ -2,7 +2,7 @@
 tensor ops in torch's order (no fused kernel yet)."""
 
 from lepton._creation import zeros_like
-from lepton.optim.optimizer import Optimizer, check_range, lerp_, torch_options
+from lepton.optim.optimizer import Optimizer, check_range, lerp_, step_grad, torch_options
 
 
 class RMSprop(Optimizer):
@@ -28,9 +28,7 @@ class RMSprop(Optimizer):
                 if group["centered"]:
                     state["grad_avg"] = zeros_like(p)
             state["step"] += 1
-            grad = -p.grad if group["maximize"] else p.grad
-            if group["weight_decay"] != 0:
-                grad = grad.add(p, alpha=group["weight_decay"])
+            grad = step_grad(p, group)
             square_avg = state["square_avg"].mul_(alpha).add_(grad * (1 - alpha) * grad)
             if group["centered"]:
                 grad_avg = lerp_(state["grad_avg"], grad, 1 - alpha)
