@@ -6,20 +6,11 @@
 
 #include <type_traits>
 
-#include "lepton/core/half.h"
+#include "lepton/cpu/widen.h"
 #include "lepton/ops/scatter_kernels.h"
 
 namespace lepton::cpu {
 namespace {
-
-inline float widen(Half v) { return half_to_float(v); }
-inline float widen(BFloat16 v) { return bf16_to_float(v); }
-template <class T> inline T widen(T v) { return v; }
-template <class T, class A> inline T narrow(A v) {
-  if constexpr (std::is_same_v<T, Half>) return float_to_half(float(v));
-  else if constexpr (std::is_same_v<T, BFloat16>) return float_to_bf16(float(v));
-  else return T(v);
-}
 
 // Element offsets of position p in self (without the dim term) and in other.
 struct Offsets {

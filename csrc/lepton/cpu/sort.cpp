@@ -9,15 +9,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "lepton/core/half.h"
+#include "lepton/cpu/widen.h"
 #include "lepton/ops/sort_kernels.h"
 
 namespace lepton::cpu {
 namespace {
-
-inline float widen(Half v) { return half_to_float(v); }
-inline float widen(BFloat16 v) { return bf16_to_float(v); }
-template <class T> inline T widen(T v) { return v; }
 
 template <class V>
 inline bool is_nan(V v) {
