@@ -45,10 +45,21 @@ void sort(const SortArgs& a) {
         return is_nan(u) || u > v;
       };
       std::iota(perm.begin(), perm.end(), int64_t(0));
-      if (a.descending) std::stable_sort(perm.begin(), perm.end(), greater);
-      else std::stable_sort(perm.begin(), perm.end(), less);
-      int64_t* out = a.index + o * a.n * a.inner + i;
-      for (int64_t k = 0; k < a.n; ++k) out[k * a.inner] = perm[k];
+      if (a.k < a.n) {  // topk: select the first k only; ties broken by position, as the stable sort would
+        auto first = perm.begin() + a.k;
+        if (a.descending)
+          std::partial_sort(perm.begin(), first, perm.end(),
+                            [&](int64_t p, int64_t q) { return greater(p, q) || (!greater(q, p) && p < q); });
+        else
+          std::partial_sort(perm.begin(), first, perm.end(),
+                            [&](int64_t p, int64_t q) { return less(p, q) || (!less(q, p) && p < q); });
+      } else if (a.descending) {
+        std::stable_sort(perm.begin(), perm.end(), greater);
+      } else {
+        std::stable_sort(perm.begin(), perm.end(), less);
+      }
+      int64_t* out = a.index + o * a.k * a.inner + i;
+      for (int64_t k = 0; k < a.k; ++k) out[k * a.inner] = perm[k];
     }
   }
 }

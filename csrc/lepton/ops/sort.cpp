@@ -31,13 +31,16 @@ Lines lines_of(const Tensor& x, int64_t dim, const char* op) {
   return l;
 }
 
-Tensor sort_indices(const Tensor& x, int64_t dim, bool descending, const char* op) {
+// The first k (all when k < 0) positions of each line in sorted order, shaped like x with k along dim.
+Tensor sort_indices(const Tensor& x, int64_t dim, bool descending, const char* op, int64_t k = -1) {
   const Lines l = lines_of(x, dim, op);
-  Tensor index = Tensor::empty(x.shape(), DType::Int64, x.device());
+  Shape shape = x.shape();
+  if (k >= 0 && x.dim()) shape[size_t(l.dim)] = k;
+  Tensor index = Tensor::empty(shape, DType::Int64, x.device());
   if (index.numel()) {
     SortArgs a;
     a.x = static_cast<const char*>(l.x.data_ptr()), a.index = index.data<int64_t>();
-    a.outer = l.outer, a.n = l.n, a.inner = l.inner, a.descending = descending;
+    a.outer = l.outer, a.n = l.n, a.inner = l.inner, a.k = k < 0 ? l.n : k, a.descending = descending;
     sort_kernels.get(x.device().type, x.dtype(), op)->sort(a);
   }
   return index;
@@ -74,8 +77,7 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool lar
   const int64_t n = x.dim() ? x.size(d) : 1;
   LEPTON_CHECK(k >= 0 && k <= n, Index, "topk(): selected index k out of range: k = ", k, " for dimension ", d,
                " of size ", n);
-  Tensor index = sort_indices(x, d, largest, "topk");
-  if (x.dim()) index = contiguous(slice(index, d, 0, k, 1));
+  Tensor index = sort_indices(x, d, largest, "topk", x.dim() ? k : -1);  // (a 0-d tensor is its own top 1)
   return {x.dim() ? gather(x, d, index) : clone(x), index};
 }
 

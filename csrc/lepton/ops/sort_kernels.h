@@ -8,12 +8,13 @@
 
 namespace lepton {
 
-// index[o, :, i] = the stable permutation of x[o, :, i] into ascending (or descending) order;
-// NaN sorts above every number, as in torch.
+// index[o, :k, i] = the first k entries of the stable permutation of x[o, :, i] into ascending
+// (or descending) order (k = n: all of it; index is [outer, k, inner]); NaN sorts above every
+// number, as in torch.
 struct SortArgs {
   const char* x = nullptr;
   int64_t* index = nullptr;
-  int64_t outer = 0, n = 0, inner = 0;
+  int64_t outer = 0, n = 0, inner = 0, k = 0;
   bool descending = false;
 };
 
